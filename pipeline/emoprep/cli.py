@@ -1,0 +1,33 @@
+"""`emoprep`: the preprocessing command line. Each verb lives in emoprep/commands/."""
+
+from __future__ import annotations
+
+import click
+
+from emoprep import __version__
+from emoprep.commands.extract import extract
+from emoprep.commands.inspect import inspect
+from emoprep.commands.labels import labels
+from emoprep.commands.shard import shard
+from emoprep.commands.synth import synth
+from emoprep.commands.verify import verify
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="emoprep")
+def main() -> None:
+    """Preprocess IEMOCAP into WebDataset shards for emotrain.
+
+    \b
+    Typical run:
+      emoprep synth   --out data/synth                 # or use the real corpus
+      emoprep labels  --iemocap data/synth --out data/labels.parquet
+      emoprep extract --iemocap data/synth --out work
+      emoprep shard   --work work --out shards
+      emoprep verify  shards
+      emoprep inspect shards --out sheet.png
+    """
+
+
+for command in (synth, labels, extract, shard, verify, inspect):
+    main.add_command(command)

@@ -1,0 +1,1 @@
+"""Corpus readers: parse a corpus on disk into typed records."""
