@@ -54,6 +54,11 @@ class Problem:
     utterance_id: str | None
     reason: str
 
+    def __str__(self) -> str:
+        """`path:line: utterance: reason`, the form compilers use, so editors can jump to it."""
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.utterance_id or '-'}: {self.reason}"
+
 
 @dataclass(frozen=True)
 class Corpus:
@@ -128,7 +133,7 @@ def find_root(path: str | Path) -> Path:
     if not path.is_dir():
         raise CorpusError(f"{path}: no such folder")
     for candidate in (path, path / "IEMOCAP_full_release"):
-        if any(candidate.glob("Session[0-9]*")):
+        if _session_dirs(candidate):
             return candidate
     raise CorpusError(
         f"{path}: no Session* folders here or in {path / 'IEMOCAP_full_release'}; "
@@ -136,6 +141,221 @@ def find_root(path: str | Path) -> Path:
     )
 
 
+NO_MAJORITY = "xxx"  # the released label when the evaluators reached no majority
+
+_SESSION_DIR = re.compile(r"^Session(\d+)$")
+
+
+def _session_dirs(root: Path) -> list[tuple[int, Path]]:
+    """The `Session<n>` folders directly under root, by number; [] when there are none."""
+    if not root.is_dir():
+        return []
+    found = []
+    for child in root.iterdir():
+        match = _SESSION_DIR.match(child.name)
+        if match is not None and child.is_dir():
+            found.append((int(match.group(1)), child))
+    return sorted(found)
+
+
+# The category words evaluators wrote, lower-cased, with free text after a colon dropped.
+_CATEGORY_WORDS = {
+    "neutral": "neu",
+    "neutral state": "neu",
+    "happiness": "hap",
+    "excited": "exc",
+    "sadness": "sad",
+    "anger": "ang",
+    "frustration": "fru",
+    "surprise": "sur",
+    "fear": "fea",
+    "disgust": "dis",
+    "other": "oth",
+}
+
+
+def category_code(word: str) -> str:
+    """An evaluator's category word -> its three-letter code.
+
+    Case and spacing do not matter, `Other:amused` is `oth`, and any word not
+    in the documented list is `oth` too: evaluators' spelling must not stop a run.
+    """
+    key = " ".join(word.split(":", 1)[0].lower().split())
+    return _CATEGORY_WORDS.get(key, "oth")
+
+
+def _categories(rest: str) -> tuple[str, ...]:
+    """The part of a `C-...:` line after the colon -> category codes in the order written.
+
+    The categories come before the first TAB (or, in hand-edited files, before
+    the parenthesised comment); the comment may itself contain `;`.
+    """
+    text = rest.strip().split("\t", 1)[0].split("(", 1)[0]
+    return tuple(category_code(word) for word in text.split(";") if word.strip())
+
+
+_HEADER = re.compile(
+    r"^\[(?P<start>[^\]-]*)-(?P<end>[^\]]*)\]\s+(?P<id>\S+)\s+(?P<label>\S+)\s+\[(?P<vad>[^\]]*)\]$"
+)
+_SECONDS = re.compile(r"^\d+(\.\d+)?$")
+_CATEGORICAL = re.compile(r"^C-(?P<who>[^:\s]*):(?P<rest>.*)$")
+_EVALUATOR = re.compile(r"^([EFM])\d+$")  # E: external evaluator; F, M: the actors themselves
+_DIMENSIONAL = re.compile(r"^A-[^:\s]*:")
+
+
+class _BadBlock(Exception):
+    def __init__(self, line: int, utterance_id: str | None, reason: str) -> None:
+        super().__init__(reason)
+        self.line = line
+        self.utterance_id = utterance_id
+        self.reason = reason
+
+
+def _seconds(text: str) -> float | None:
+    text = text.strip()
+    return float(text) if _SECONDS.match(text) else None
+
+
+def _parse_block(
+    header_line: int, header: str, body: list[tuple[int, str]], dialog: str, session: int
+) -> Utterance:
+    """One utterance block -> its record; raises _BadBlock naming the offending line."""
+    match = _HEADER.match(header)
+    if match is None:
+        raise _BadBlock(header_line, None,
+                        "bad block header: expected '[START - END]<TAB>UTTERANCE_ID<TAB>LABEL<TAB>[V, A, D]'")
+    utterance_id = match["id"]
+    start, end = _seconds(match["start"]), _seconds(match["end"])
+    if start is None or end is None:
+        raise _BadBlock(header_line, utterance_id,
+                        f"bad times [{match['start'].strip()} - {match['end'].strip()}]: "
+                        "expected seconds such as [6.2901 - 8.2357]")
+    if end <= start:
+        raise _BadBlock(header_line, utterance_id, f"ends at {end} s, not after its start at {start} s")
+    try:
+        id_dialog = dialog_of(utterance_id)
+    except ValueError:
+        raise _BadBlock(header_line, utterance_id,
+                        "not an utterance id: expected <dialog>_<F|M><3 digits>") from None
+    if id_dialog != dialog:
+        raise _BadBlock(header_line, utterance_id,
+                        f"id belongs to dialog {id_dialog}, not to this file's dialog {dialog}")
+    label = match["label"].lower()
+    if label not in CATEGORIES and label != NO_MAJORITY:
+        raise _BadBlock(header_line, utterance_id,
+                        f"unknown released label {match['label']!r}: expected one of {', '.join(CATEGORIES)} or xxx")
+
+    external: list[Evaluation] = []
+    self_evaluations: list[Evaluation] = []
+    seen: set[str] = set()
+    for number, line in body:
+        categorical = _CATEGORICAL.match(line)
+        if categorical is None:
+            if _DIMENSIONAL.match(line):
+                continue  # dimensional ratings: not used by any label policy
+            raise _BadBlock(number, utterance_id,
+                            f"unexpected line {line[:60]!r} in a block: expected C-... or A-... evaluations")
+        who = categorical["who"]
+        evaluator = _EVALUATOR.match(who)
+        if evaluator is None:
+            raise _BadBlock(number, utterance_id,
+                            f"unknown evaluator C-{who}: expected C-E<n> (external) or C-F<n>/C-M<n> (self)")
+        if who in seen:
+            raise _BadBlock(number, utterance_id, f"evaluator C-{who} appears twice in one block")
+        seen.add(who)
+        evaluation = Evaluation(who, _categories(categorical["rest"]))
+        (external if evaluator.group(1) == "E" else self_evaluations).append(evaluation)
+
+    return Utterance(
+        utterance_id=utterance_id,
+        session=session,
+        dialog=dialog,
+        improvised=is_improvised(dialog),
+        gender=gender_of(utterance_id),
+        start=start,
+        end=end,
+        released_label=label,
+        external=tuple(external),
+        self_evaluations=tuple(self_evaluations),
+        speaker_side=speaker_side(utterance_id),
+    )
+
+
+def read_evaluation_file(path: Path, session: int) -> tuple[list[Utterance], list[Problem]]:
+    """One `EmoEvaluation/<dialog>.txt` -> its good utterances and the problems that kept others out.
+
+    Blocks start at a `[` line and run to the next one, so a stray blank line
+    inside a block cannot orphan its evaluations.
+    """
+    where = str(path)
+    dialog = path.stem
+    if _SESSION.match(dialog) is None:
+        return [], [Problem(where, None, None, "not named after a dialog (Ses<NN><F|M>_...): file skipped")]
+    if session_of(dialog) != session:
+        return [], [Problem(where, None, None,
+                            f"dialog of session {session_of(dialog)} inside Session{session}: file skipped; "
+                            "move it to its session's folder")]
+    try:
+        # Comments are free text; a stray byte in one must not lose the file.
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as error:
+        return [], [Problem(where, None, None, f"cannot read: {error.strerror or error}")]
+
+    problems: list[Problem] = []
+    blocks: list[tuple[int, str, list[tuple[int, str]]]] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if not line:
+            continue
+        if line.startswith("["):
+            blocks.append((number, line, []))
+        elif blocks:
+            blocks[-1][2].append((number, line))
+        elif not line.startswith("%"):
+            problems.append(Problem(where, number, None, f"text before the first utterance block: {line[:60]!r}"))
+
+    parsed: dict[str, tuple[int, Utterance]] = {}
+    duplicated: set[str] = set()
+    for header_line, header, body in blocks:
+        try:
+            utterance = _parse_block(header_line, header, body, dialog, session)
+        except _BadBlock as bad:
+            problems.append(Problem(where, bad.line, bad.utterance_id, bad.reason + "; utterance left out"))
+            continue
+        uid = utterance.utterance_id
+        if uid in parsed:
+            # Which copy is right cannot be told, so neither is used.
+            problems.append(Problem(where, header_line, uid,
+                                    f"duplicate utterance id (first at line {parsed[uid][0]}); both left out"))
+            duplicated.add(uid)
+            continue
+        parsed[uid] = (header_line, utterance)
+    return [u for uid, (_, u) in parsed.items() if uid not in duplicated], problems
+
+
 def read_corpus(path: str | Path) -> Corpus:
-    """Parse every EmoEvaluation file under the root; bad blocks become Problems."""
-    raise NotImplementedError
+    """Parse every `Session*/dialog/EmoEvaluation/<dialog>.txt`; bad blocks become Problems.
+
+    Only the annotation files are read (no media), so this is fast and works
+    on a corpus copy without the large AVI and WAV folders.
+    """
+    root = find_root(path)
+    utterances: list[Utterance] = []
+    problems: list[Problem] = []
+    for session, session_dir in _session_dirs(root):
+        evaluation_dir = session_dir / "dialog" / "EmoEvaluation"
+        if not evaluation_dir.is_dir():
+            problems.append(Problem(str(evaluation_dir), None, None, "missing: this session has no labels"))
+            continue
+        # Only the files directly here: Categorical/, Attribute/, Self-evaluation/ hold per-evaluator copies.
+        # Dot files are archive-tool debris (macOS `._*`), not annotations.
+        files = sorted(p for p in evaluation_dir.glob("*.txt") if p.is_file() and not p.name.startswith("."))
+        for file in files:
+            file_utterances, file_problems = read_evaluation_file(file, session)
+            utterances.extend(file_utterances)
+            problems.extend(file_problems)
+    return Corpus(
+        root=root,
+        utterances=tuple(sorted(utterances, key=lambda u: u.utterance_id)),
+        problems=tuple(problems),
+    )
