@@ -25,3 +25,7 @@ def main() -> None:
 
 for command in (fit, evaluate, experiment):
     main.add_command(command)
+
+
+if __name__ == "__main__":
+    main()
