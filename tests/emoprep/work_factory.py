@@ -1,0 +1,128 @@
+"""Hand-made WORK folders in the layout `emoprep extract` writes, for shard/verify/inspect tests.
+
+Faces are crops of scikit-image's astronaut photograph (shipped in its wheel) that drift a few
+pixels from frame to frame, with sensor-like noise: close enough to real face crops for JPEG
+quality measurements, and centred so a contact sheet looks like what extract produces.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import soundfile as sf
+from PIL import Image
+
+EMOTIONS = ("ang", "hap", "neu", "sad")
+_FACE_BOX = (150, 35, 300, 185)  # left, top, right, bottom of the astronaut's face
+
+
+@dataclass(frozen=True)
+class FakeUtterance:
+    utterance_id: str
+    emotion: str
+    n_frames: int
+    n_samples: int
+    status: str = "ok"
+
+
+def face_frames(n_frames: int, seed: int, mirror: bool = False) -> np.ndarray:
+    """(n_frames, 96, 96, 3) uint8 face crops drifting a few pixels, with Gaussian noise (sigma 2)."""
+    from skimage import data
+
+    photo = Image.fromarray(data.astronaut())
+    rng = np.random.default_rng(seed)
+    phase = rng.uniform(0, 2 * np.pi)
+    frames = np.empty((n_frames, 96, 96, 3), np.uint8)
+    for i in range(n_frames):
+        dx = int(round(4 * np.sin(phase + i / 6)))
+        dy = int(round(3 * np.cos(phase + i / 9)))
+        left, top, right, bottom = _FACE_BOX
+        crop = photo.crop((left + dx, top + dy, right + dx, bottom + dy)).resize((96, 96), Image.BOX)
+        noisy = np.asarray(crop, np.float32) + rng.normal(0, 2, (96, 96, 3))
+        frames[i] = np.clip(np.rint(noisy), 0, 255).astype(np.uint8)
+    if mirror:
+        frames = frames[:, :, ::-1].copy()
+    return frames
+
+
+def waveform(n_samples: int, seed: int) -> np.ndarray:
+    """int16 mono: a gliding tone under noise, amplitude-modulated like syllables."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n_samples) / 16_000
+    pitch = rng.uniform(110, 240)
+    tone = np.sin(2 * np.pi * pitch * t * (1 + 0.05 * np.sin(2 * np.pi * 0.7 * t)))
+    envelope = 0.5 + 0.5 * np.sin(2 * np.pi * 3 * t) ** 2
+    signal = 0.3 * tone * envelope + 0.02 * rng.standard_normal(n_samples)
+    return np.clip(signal * 32767, -32768, 32767).astype(np.int16)
+
+
+def default_utterances(sessions: tuple[int, ...] = (1, 2, 3), per_dialog: int = 6,
+                       n_frames: int = 4) -> list[FakeUtterance]:
+    """Per session one improvised and one scripted dialog with `per_dialog` utterances each,
+    speakers alternating F/M, emotions cycling; audio length matches n_frames at 25 fps."""
+    utterances = []
+    count = 0
+    for session in sessions:
+        for dialog_name in (f"Ses{session:02d}F_impro01", f"Ses{session:02d}M_script01_1"):
+            for j in range(per_dialog):
+                speaker = "FM"[j % 2]
+                frames = n_frames + count % 3
+                utterances.append(FakeUtterance(
+                    utterance_id=f"{dialog_name}_{speaker}{j:03d}",
+                    emotion=EMOTIONS[(count // 2) % 4],
+                    n_frames=frames,
+                    n_samples=frames * 640 - (count * 37) % 600,
+                ))
+                count += 1
+    return utterances
+
+
+def make_work(root: Path, utterances: list[FakeUtterance] | None = None) -> Path:
+    """Write WORK/manifest.parquet, WORK/audio/<dialog>/<utt>.flac and WORK/frames/<dialog>/<utt>.npy."""
+    utterances = default_utterances() if utterances is None else utterances
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for seed, utt in enumerate(sorted(utterances, key=lambda u: u.utterance_id)):
+        dialog, _, speaker = utt.utterance_id.rpartition("_")
+        session = int(dialog[3:5])
+        gender = speaker[0]
+        ok = utt.status == "ok"
+        audio_path = f"audio/{dialog}/{utt.utterance_id}.flac"
+        frames_path = f"frames/{dialog}/{utt.utterance_id}.npy"
+        if ok:
+            (root / audio_path).parent.mkdir(parents=True, exist_ok=True)
+            (root / frames_path).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(root / audio_path, waveform(utt.n_samples, seed), 16_000, subtype="PCM_16", format="FLAC")
+            np.save(root / frames_path, face_frames(utt.n_frames, seed, mirror=gender == "M"))
+        rows.append({
+            "utterance_id": utt.utterance_id,
+            "session": session,
+            "dialog": dialog,
+            "improvised": "_impro" in dialog,
+            "gender": gender,
+            "start": round(1.5 * seed, 4),
+            "end": round(1.5 * seed + utt.n_samples / 16_000, 4),
+            "released_label": utt.emotion,
+            "emotion": utt.emotion,
+            "votes": json.dumps({utt.emotion: 2, "fru": 1}),
+            "tie_broken": False,
+            "speaker_side": "left" if gender == dialog[5] else "right",
+            "label_policy": "paper",
+            "status": utt.status,
+            "error": None if ok else "video ended before the utterance",
+            "warning": None,
+            "audio_path": audio_path if ok else None,
+            "frames_path": frames_path if ok else None,
+            "n_samples": utt.n_samples if ok else 0,
+            "n_frames": utt.n_frames if ok else 0,
+            "face_ratio": 0.9 if ok else 0.0,
+            "detector": "haar",
+            "seconds": 0.25,
+        })
+    pq.write_table(pa.Table.from_pylist(rows), root / "manifest.parquet")
+    return root
