@@ -203,6 +203,15 @@ _EVALUATOR = re.compile(r"^([EFM])\d+$")  # E: external evaluator; F, M: the act
 _DIMENSIONAL = re.compile(r"^A-[^:\s]*:")
 
 
+_UTTERANCE_ID = re.compile(r"\bSes\d{2}[FM]_\S+_[FM]\d{3}\b")
+
+
+def _utterance_id_in(line: str) -> str | None:
+    """The utterance id somewhere in a line too broken to parse, to name it in the problem."""
+    found = _UTTERANCE_ID.search(line)
+    return found.group(0) if found else None
+
+
 class _BadBlock(Exception):
     def __init__(self, line: int, utterance_id: str | None, reason: str) -> None:
         super().__init__(reason)
@@ -222,7 +231,7 @@ def _parse_block(
     """One utterance block -> its record; raises _BadBlock naming the offending line."""
     match = _HEADER.match(header)
     if match is None:
-        raise _BadBlock(header_line, None,
+        raise _BadBlock(header_line, _utterance_id_in(header),
                         "bad block header: expected '[START - END]<TAB>UTTERANCE_ID<TAB>LABEL<TAB>[V, A, D]'")
     utterance_id = match["id"]
     start, end = _seconds(match["start"]), _seconds(match["end"])
@@ -303,16 +312,23 @@ def read_evaluation_file(path: Path, session: int) -> tuple[list[Utterance], lis
 
     problems: list[Problem] = []
     blocks: list[tuple[int, str, list[tuple[int, str]]]] = []
+    after_blank = True
     for number, raw in enumerate(text.splitlines(), start=1):
         line = raw.strip()
         if not line:
+            after_blank = True
             continue
-        if line.startswith("["):
-            blocks.append((number, line, []))
+        evaluation = _CATEGORICAL.match(line) or _DIMENSIONAL.match(line)
+        if line.startswith("%") and not blocks:
+            pass  # the file's column header
+        elif line.startswith("[") or (after_blank and blocks and not evaluation):
+            blocks.append((number, line, []))  # a mangled header opens a (bad) block of its own
         elif blocks:
             blocks[-1][2].append((number, line))
-        elif not line.startswith("%"):
-            problems.append(Problem(where, number, None, f"text before the first utterance block: {line[:60]!r}"))
+        else:
+            problems.append(Problem(where, number, _utterance_id_in(line),
+                                    f"text before the first utterance block: {line[:60]!r}"))
+        after_blank = False
 
     parsed: dict[str, tuple[int, Utterance]] = {}
     duplicated: set[str] = set()
