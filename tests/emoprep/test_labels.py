@@ -12,7 +12,9 @@ import pytest
 from click.testing import CliRunner
 
 from emoprep.cli import main
-from emoprep.corpus.iemocap import Corpus, Evaluation, Utterance, dialog_of, gender_of, read_corpus, speaker_side
+from emoprep.corpus.iemocap import (
+    Corpus, Evaluation, Utterance, dialog_of, gender_of, is_improvised, read_corpus, session_of, speaker_side,
+)
 from emoprep.labels import (
     LabelledUtterance,
     LabelPolicy,
@@ -33,7 +35,7 @@ def utterance(uid: str, external: list[str], released: str = "xxx", self_evaluat
     """A record built directly: `external` holds one `;`-separated code list per external evaluator."""
     dialog = dialog_of(uid)
     return Utterance(
-        utterance_id=uid, session=int(uid[3:5]), dialog=dialog, improvised="_impro" in dialog,
+        utterance_id=uid, session=session_of(uid), dialog=dialog, improvised=is_improvised(dialog),
         gender=gender_of(uid), start=start, end=start + 2.0, released_label=released,
         external=tuple(Evaluation(f"E{i + 1}", tuple(v.split(";"))) for i, v in enumerate(external)),
         self_evaluations=tuple(Evaluation(f"F{i + 1}", tuple(v.split(";"))) for i, v in enumerate(self_evaluations)),
@@ -211,7 +213,7 @@ def test_count_table_text() -> None:
 def write_dialog(root: Path, dialog: str, blocks: list[tuple[str, str, list[str]]]) -> Path:
     """EmoEvaluation/<dialog>.txt with blocks (utterance id, released label, external codes), plus a self-evaluation
     that contradicts the externals, so counting it would change labels."""
-    folder = root / f"Session{int(dialog[3:5])}" / "dialog" / "EmoEvaluation"
+    folder = root / f"Session{session_of(dialog)}" / "dialog" / "EmoEvaluation"
     folder.mkdir(parents=True, exist_ok=True)
     lines = ["% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]", ""]
     for i, (uid, released, votes) in enumerate(blocks):
