@@ -125,6 +125,16 @@ class ShardPlan:
 
 
 @dataclass(frozen=True)
+class ShardSetPlan:
+    """Everything `write_shards` will write, decided before a byte is written."""
+
+    work: Path
+    shards: tuple[ShardPlan, ...]
+    splits: dict  # the splits.json object
+    samples: int
+
+
+@dataclass(frozen=True)
 class ShardSet:
     """What `write_shards` wrote."""
 
@@ -369,40 +379,38 @@ def write_tar(path: Path, members: Iterable[tuple[str, bytes]]) -> None:
         os.fsync(f.fileno())
 
 
-def write_shards(
-    work: Path,
-    out: Path,
-    seed: int = 0,
-    max_samples_per_shard: int = DEFAULT_MAX_SAMPLES_PER_SHARD,
-    progress: Callable[[int], None] | None = None,
-) -> ShardSet:
-    """Shard WORK into OUT. All-or-nothing: on any error OUT is left as it was.
-
-    `progress` is called with the number of samples just written.
-    """
+def plan_shard_set(work: Path, seed: int = 0,
+                   max_samples_per_shard: int = DEFAULT_MAX_SAMPLES_PER_SHARD) -> ShardSetPlan:
+    """Read and check WORK's manifest and plan every shard and split; nothing is written."""
     items = read_manifest(work)
     if not items:
         raise ShardError(f"{work}/manifest.parquet has no utterance with status ok: nothing to shard")
     check_media_present(items, work)
     plans = plan_shards(items, seed, max_samples_per_shard)
-    splits = build_splits(plans, seed)
+    return ShardSetPlan(work=work, shards=tuple(plans), splits=build_splits(plans, seed), samples=len(items))
 
+
+def write_shards(plan: ShardSetPlan, out: Path, progress: Callable[[int], None] | None = None) -> ShardSet:
+    """Write a planned shard set into OUT. All-or-nothing: on any error OUT is left as it was.
+
+    `progress` is called with the number of samples just written.
+    """
     out.mkdir(parents=True, exist_ok=True)
     for leftover in out.glob(_TEMP_PREFIX + "*"):
         leftover.unlink()  # from a run that was killed
     written: list[tuple[Path, Path]] = []  # (temporary, final)
     try:
         index = []
-        for plan in plans:
-            temporary = out / (_TEMP_PREFIX + plan.file)
-            written.append((temporary, out / plan.file))
-            write_tar(temporary, _plan_members(plan, work, progress))
+        for shard in plan.shards:
+            temporary = out / (_TEMP_PREFIX + shard.file)
+            written.append((temporary, out / shard.file))
+            write_tar(temporary, _shard_members(shard, plan.work, progress))
             with temporary.open("rb") as f:
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
-            index.append({"file": plan.file, "samples": len(plan.items), "bytes": temporary.stat().st_size,
+            index.append({"file": shard.file, "samples": len(shard.items), "bytes": temporary.stat().st_size,
                           "sha256": digest})
         for name, content in (("index.json", {"format_version": FORMAT_VERSION, "shards": index}),
-                              ("splits.json", splits)):
+                              ("splits.json", plan.splits)):
             temporary = out / (_TEMP_PREFIX + name)
             written.append((temporary, out / name))
             with temporary.open("w", encoding="utf-8") as f:
@@ -416,18 +424,18 @@ def write_shards(
     # Shards first, the two JSON files last: a reader that finds the new index finds its shards.
     for temporary, final in written:
         os.replace(temporary, final)
-    keep = {plan.file for plan in plans}
+    keep = {shard.file for shard in plan.shards}
     removed = sorted(p.name for p in out.iterdir() if SHARD_NAME.match(p.name) and p.name not in keep)
     for name in removed:
         (out / name).unlink()
     return ShardSet(
-        shards=len(plans), samples=len(items), bytes=sum(entry["bytes"] for entry in index),
-        splits=tuple(splits["splits"]), omitted=splits["omitted"], removed=tuple(removed),
+        shards=len(plan.shards), samples=plan.samples, bytes=sum(entry["bytes"] for entry in index),
+        splits=tuple(plan.splits["splits"]), omitted=plan.splits["omitted"], removed=tuple(removed),
     )
 
 
-def _plan_members(plan: ShardPlan, work: Path, progress: Callable[[int], None] | None) -> Iterator[tuple[str, bytes]]:
-    for item in plan.items:
+def _shard_members(shard: ShardPlan, work: Path, progress: Callable[[int], None] | None) -> Iterator[tuple[str, bytes]]:
+    for item in shard.items:
         yield from sample_members(item, work)
         if progress is not None:
             progress(1)

@@ -1,0 +1,142 @@
+"""Look at a shard set: counts per split, part, class and gender, and a contact sheet of faces and waveforms.
+
+The sheet is for a person's eye: one row per emotion, the middle frame of several samples spread over
+the speakers, each over its waveform strip, with a faint cross at the crop centre so an off-centre
+face stands out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tarfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from emoprep.shard import EMOTIONS, FRAME_SIZE, GENDERS, MEMBERS, PARTS, SAMPLE_RATE
+from emoprep.verify import Sample, decode_sample, load_index, load_splits
+
+
+class UnknownSplit(ValueError):
+    pass
+
+
+@dataclass(frozen=True)
+class Candidate:
+    key: str
+    shard: str
+    emotion: str
+    gender: str
+
+
+def select_shards(root: Path, split: str | None) -> list[str]:
+    """The shards of one split (all its parts), or every indexed shard."""
+    if split is None:
+        return [entry["file"] for entry in load_index(root)]
+    splits = load_splits(root)
+    if split not in splits:
+        raise UnknownSplit(f"{root / 'splits.json'} has no split {split!r}; it has {', '.join(splits)}")
+    return [name for part in PARTS for name in splits[split][part]["shards"]]
+
+
+def counts_table(root: Path, split: str | None = None) -> str:
+    """A text table from splits.json: per split and part, shards, samples, and F/M counts per class."""
+    splits = load_splits(root)
+    if split is not None and split not in splits:
+        raise UnknownSplit(f"{root / 'splits.json'} has no split {split!r}; it has {', '.join(splits)}")
+    header = ["split", "part", "shards", "samples", *(f"{e} F/M" for e in EMOTIONS), "F", "M"]
+    rows = [header]
+    for name, content in splits.items():
+        if split not in (None, name):
+            continue
+        for part in PARTS:
+            counts = content[part]["counts"]
+            by_gender = [sum(counts[e][g] for e in EMOTIONS) for g in GENDERS]
+            rows.append([name, part, str(len(content[part]["shards"])), str(content[part]["samples"]),
+                         *(f"{counts[e]['F']}/{counts[e]['M']}" for e in EMOTIONS), *map(str, by_gender)])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
+        for row in rows
+    )
+
+
+def candidates(root: Path, shards: list[str]) -> list[Candidate]:
+    """Every sample's key, class and gender, reading only the json members (tar headers let us seek past the rest)."""
+    found = []
+    for name in shards:
+        with tarfile.open(root / name, "r:") as tar:
+            for info in tar:
+                if info.name.endswith(".json"):
+                    meta = json.loads(tar.extractfile(info).read())
+                    found.append(Candidate(info.name[:-len(".json")], name, meta["emotion"], meta["gender"]))
+    return found
+
+
+def pick(found: list[Candidate], per_class: int) -> dict[str, list[Candidate]]:
+    """Per class, `per_class` samples spread evenly over the class's id-sorted list, and so over speakers."""
+    picked = {}
+    for emotion in EMOTIONS:
+        pool = sorted((c for c in found if c.emotion == emotion), key=lambda c: c.key)
+        if len(pool) <= per_class:
+            picked[emotion] = pool
+        else:
+            picked[emotion] = [pool[i] for i in np.linspace(0, len(pool) - 1, per_class).round().astype(int)]
+    return picked
+
+
+def read_sample(root: Path, candidate: Candidate) -> Sample:
+    with tarfile.open(root / candidate.shard, "r:") as tar:
+        members = {ext: tar.extractfile(f"{candidate.key}.{ext}").read() for ext in MEMBERS}
+    return decode_sample(candidate.key, members)
+
+
+def contact_sheet(root: Path, out: Path, split: str | None = None, per_class: int = 6) -> dict[str, int]:
+    """Write the contact sheet PNG to `out` (atomically); returns samples shown per class."""
+    picked = pick(candidates(root, select_shards(root, split)), per_class)
+    figure = Figure(figsize=(1.6 * per_class + 0.6, 2.3 * len(EMOTIONS) + 0.5), dpi=110)
+    grid = figure.add_gridspec(2 * len(EMOTIONS), per_class, height_ratios=[3, 1] * len(EMOTIONS),
+                               left=0.06, right=0.99, top=0.93, bottom=0.01, hspace=0.45, wspace=0.08)
+    for row, emotion in enumerate(EMOTIONS):
+        figure.text(0.01, 1 - (row + 0.45) / len(EMOTIONS) * 0.92 - 0.07, emotion, fontsize=13,
+                    fontweight="bold", rotation=90, va="center")
+        if not picked[emotion]:
+            axis = figure.add_subplot(grid[2 * row, :])
+            axis.axis("off")
+            axis.text(0.5, 0.5, f"no {emotion} samples", ha="center", va="center", color="gray")
+        for column, candidate in enumerate(picked[emotion]):
+            _draw_sample(figure.add_subplot(grid[2 * row, column]), figure.add_subplot(grid[2 * row + 1, column]),
+                         read_sample(root, candidate))
+    scope = f"split {split} (all parts)" if split else "all shards"
+    figure.suptitle(f"{root.resolve().name}: {scope}: middle frame and waveform, {per_class} samples per class",
+                    fontsize=10)
+    temporary = out.with_name(f".{out.name}.tmp")
+    figure.savefig(temporary, format="png")
+    os.replace(temporary, out)
+    return {emotion: len(chosen) for emotion, chosen in picked.items()}
+
+
+def _draw_sample(face_axis, wave_axis, sample: Sample) -> None:
+    meta = sample.meta
+    face_axis.imshow(sample.frames[len(sample.frames) // 2])
+    centre = FRAME_SIZE / 2 - 0.5
+    face_axis.axhline(centre, color="white", lw=0.5, alpha=0.5)
+    face_axis.axvline(centre, color="white", lw=0.5, alpha=0.5)
+    face_axis.set_title(f"{sample.key}\n{meta['gender']}  {meta['n_samples'] / SAMPLE_RATE:.1f} s  "
+                        f"{meta['n_frames']} fr  {meta['detector']}", fontsize=6)
+    face_axis.axis("off")
+    envelope = _envelope(sample.audio)
+    x = np.linspace(0, 1, len(envelope))
+    wave_axis.fill_between(x, envelope[:, 0], envelope[:, 1], color="tab:blue", lw=0)
+    wave_axis.set_ylim(-1, 1)  # full scale: quiet and clipped utterances look it
+    wave_axis.set_xlim(0, 1)  # the whole utterance, whatever its length (the title gives it)
+    wave_axis.axis("off")
+
+
+def _envelope(audio: np.ndarray, bins: int = 300) -> np.ndarray:
+    """(bins, 2) min/max of int16 audio scaled to [-1, 1]: a waveform strip without plotting every sample."""
+    chunks = np.array_split(audio.astype(np.float32) / 32768, min(bins, len(audio)))
+    return np.array([(chunk.min(), chunk.max()) for chunk in chunks])
