@@ -126,3 +126,11 @@ def make_work(root: Path, utterances: list[FakeUtterance] | None = None) -> Path
         })
     pq.write_table(pa.Table.from_pylist(rows), root / "manifest.parquet")
     return root
+
+
+def make_shards(work: Path, out: Path, seed: int = 0, max_samples_per_shard: int = 4) -> Path:
+    """Shard a WORK folder with the library (small shards so every group has several)."""
+    from emoprep.shard import plan_shard_set, write_shards
+
+    write_shards(plan_shard_set(work, seed=seed, max_samples_per_shard=max_samples_per_shard), out)
+    return out
