@@ -194,7 +194,7 @@ def test_images_copy_everything_pip_install_reads(dockerfile):
 # --- the train entrypoint ------------------------------------------------------------------
 
 
-def test_entrypoint_knows_exactly_emotraines_verbs():
+def test_entrypoint_knows_exactly_the_verbs_of_emotrain():
     from emotrain.cli import main
 
     case = re.search(r"^\s*([\w|]+)\|-\*\|\"\"\)", ENTRYPOINT.read_text(), re.MULTILINE)
