@@ -1,0 +1,89 @@
+"""Sentence wavs in, 16 kHz mono 16-bit out: reading, resampling, downmixing, FLAC writing.
+
+IEMOCAP's sentence wavs are already 16 kHz mono 16-bit, and then the samples
+pass through untouched (the first 96,000 of them). Anything else is downmixed
+by averaging the channels and resampled with a polyphase filter
+(scipy.signal.resample_poly: Kaiser-windowed FIR, exact rational ratio).
+"""
+
+from __future__ import annotations
+
+import io
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import soundfile as sf
+
+from emoprep.atomic import write_bytes
+from emoprep.media.bad_input import BadInput
+
+SAMPLE_RATE = 16_000
+MAX_SECONDS = 6
+MAX_SAMPLES = SAMPLE_RATE * MAX_SECONDS  # 96,000
+
+
+class AudioError(BadInput):
+    """A sentence wav that cannot give a waveform: missing, unreadable or empty."""
+
+
+@dataclass(frozen=True)
+class Waveform:
+    samples: np.ndarray  # int16, mono, SAMPLE_RATE, at most MAX_SAMPLES
+    source_rate: int
+    source_channels: int
+
+    @property
+    def seconds(self) -> float:
+        return len(self.samples) / SAMPLE_RATE
+
+    def conversion_note(self) -> str | None:
+        """What was done to the source, for the manifest's warning column; None when nothing."""
+        notes = []
+        if self.source_channels != 1:
+            notes.append(f"downmixed {self.source_channels} channels")
+        if self.source_rate != SAMPLE_RATE:
+            notes.append(f"resampled from {self.source_rate} Hz")
+        return ", ".join(notes) or None
+
+
+def read_waveform(path: str | Path, max_samples: int = MAX_SAMPLES) -> Waveform:
+    """The first `max_samples` samples of a sound file as 16 kHz mono int16 (never padded)."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError("missing audio", f"{path} does not exist")
+    try:
+        with sf.SoundFile(path) as file:
+            rate, channels = file.samplerate, file.channels
+            if rate == SAMPLE_RATE and channels == 1:
+                samples = file.read(max_samples, dtype="int16")
+            else:
+                samples = _to_16k_mono(file.read(dtype="float64", always_2d=True), rate)[:max_samples]
+    except (sf.LibsndfileError, RuntimeError, ValueError) as error:
+        raise AudioError("unreadable audio", f"{path}: {error}") from error
+    if len(samples) == 0:
+        raise AudioError("empty audio", f"{path} holds no samples")
+    return Waveform(samples=samples, source_rate=rate, source_channels=channels)
+
+
+def _to_16k_mono(data: np.ndarray, rate: int) -> np.ndarray:
+    """(frames, channels) floats in [-1, 1) -> int16 mono at SAMPLE_RATE."""
+    from scipy.signal import resample_poly
+
+    mono = data.mean(axis=1)
+    if rate != SAMPLE_RATE and len(mono):
+        divisor = math.gcd(SAMPLE_RATE, rate)
+        mono = resample_poly(mono, SAMPLE_RATE // divisor, rate // divisor)
+    return np.clip(np.rint(mono * 32768), -32768, 32767).astype(np.int16)
+
+
+def flac_bytes(samples: np.ndarray) -> bytes:
+    """16-bit mono FLAC at SAMPLE_RATE: the bytes the shard writer copies as they are."""
+    buffer = io.BytesIO()
+    sf.write(buffer, samples, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
+    return buffer.getvalue()
+
+
+def write_flac(path: str | Path, samples: np.ndarray) -> None:
+    write_bytes(path, flac_bytes(samples))

@@ -1,0 +1,170 @@
+"""Dialog AVIs in, the speaker's half at 25 fps out, decoded by ffmpeg and streamed frame by frame.
+
+One ffmpeg process per utterance does the seeking (`-ss` before `-i`, frame
+exact for these AVIs), the cut to the speaker's half, the resampling to 25 fps
+and an area downscale, so Python only ever sees small RGB frames. The
+downscale is chosen so that a CROP_SIDE (224) pixel square of the source
+becomes exactly FACE_SIZE (96) pixels: cutting a 96-pixel square out of the
+scaled half is then a 224-pixel crop downsampled with the area filter, and
+the same frames serve the face detector (faces of about 100 source pixels
+are about 43 pixels there, comfortably above the detectors' minimum).
+
+There is no ffprobe: `probe` parses the stream header that `ffmpeg -i` prints.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import ffmpeg
+import numpy as np
+
+from emoprep.media.bad_input import BadInput
+from emoprep.media.ffmpeg_bin import ffmpeg_exe
+
+FPS = 25
+CROP_SIDE = 224  # the face crop in source pixels (the seed paper's)
+FACE_SIZE = 96  # ... and in the output
+# Decode this much past the window so the fps filter has the source frame it needs for the last output frame.
+_TAIL_SECONDS = 0.2
+
+
+class VideoError(BadInput):
+    """A dialog video that cannot give the frames asked for."""
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    width: int
+    height: int
+    duration: float | None  # seconds, from the container header (an estimate for a damaged file)
+
+
+@dataclass(frozen=True)
+class HalfGeometry:
+    """Where the speaker's half lies in the source frame and how it is scaled for cropping."""
+
+    x: int  # left edge of the half in the source frame
+    width: int  # of the half, source pixels
+    height: int
+    scaled_width: int  # of the half after the downscale
+    scaled_height: int
+
+    @property
+    def scale(self) -> float:
+        """Scaled pixels per source pixel (horizontally)."""
+        return self.scaled_width / self.width
+
+
+def half_geometry(info: VideoInfo, side: str) -> HalfGeometry:
+    """The left or right half of the frame (the right one takes the odd column, if any)."""
+    if side not in ("left", "right"):
+        raise ValueError(f"speaker side must be 'left' or 'right', not {side!r}")
+    width = info.width // 2
+    # A half smaller than 224 pixels gets the largest square that fits, still shown at 96 pixels.
+    side_px = min(CROP_SIDE, width, info.height)
+    scale = FACE_SIZE / side_px
+    return HalfGeometry(
+        x=0 if side == "left" else info.width - width,
+        width=width,
+        height=info.height,
+        scaled_width=max(FACE_SIZE, round(width * scale)),
+        scaled_height=max(FACE_SIZE, round(info.height * scale)),
+    )
+
+
+def frames_in_window(seconds: float) -> int:
+    """25 fps frames that overlap a window of `seconds`: frame i covers [i/25, (i+1)/25)."""
+    return max(0, math.ceil(round(seconds * FPS, 6)))
+
+
+_DIMENSIONS = re.compile(r"Stream #\S+.*?: Video: .*?\b(\d{2,5})x(\d{2,5})\b")
+_DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
+
+
+def parse_header(text: str) -> VideoInfo | None:
+    """Width, height and duration from what `ffmpeg -i` prints; None when it shows no video stream."""
+    dimensions = _DIMENSIONS.search(text)
+    if dimensions is None:
+        return None
+    duration = _DURATION.search(text)
+    seconds = None
+    if duration is not None:
+        hours, minutes, secs = duration.groups()
+        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
+    return VideoInfo(width=int(dimensions.group(1)), height=int(dimensions.group(2)), duration=seconds)
+
+
+@functools.lru_cache(maxsize=64)
+def probe(path: str) -> VideoInfo:
+    """The video's size and duration. Cached: every utterance of a dialog asks about the same file."""
+    if not Path(path).is_file():
+        raise VideoError("missing video", f"{path} does not exist")
+    # Without an output ffmpeg exits 1 after printing the header: that is the expected outcome here.
+    result = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )
+    text = result.stderr.decode("utf-8", "replace")
+    info = parse_header(text)
+    if info is None or info.width < 2 or info.height < 1:
+        raise VideoError("unreadable video", f"{path}: {_last_line(text) or 'ffmpeg found no video stream'}")
+    return info
+
+
+def read_window(path: str, start: float, seconds: float, half: HalfGeometry) -> np.ndarray:
+    """Frames (T, scaled_height, scaled_width, 3) uint8 of [start, start + seconds] at 25 fps.
+
+    T is frames_in_window(seconds), or fewer when the video ends first (the
+    frames that exist are returned; zero of them is not an error here).
+    Raises VideoError when ffmpeg fails.
+    """
+    wanted = frames_in_window(seconds)
+    stream = (
+        ffmpeg.input(path, ss=f"{start:.6f}", t=f"{seconds + _TAIL_SECONDS:.6f}", threads=1)
+        .video.filter("crop", half.width, half.height, half.x, 0)
+        .filter("fps", FPS)
+        .filter("scale", half.scaled_width, half.scaled_height, flags="area")
+        .output("pipe:", format="rawvideo", pix_fmt="rgb24", vframes=wanted, threads=1)
+        .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
+    )
+    frames = np.empty((wanted, half.scaled_height, half.scaled_width, 3), np.uint8)
+    # stderr goes to a file: a pipe nobody reads could fill up and stall ffmpeg on a damaged input.
+    with tempfile.TemporaryFile() as errors:
+        process = subprocess.Popen(
+            ffmpeg.compile(stream, cmd=ffmpeg_exe()),
+            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=errors,
+        )
+        count = 0
+        with process.stdout:
+            while count < wanted and _read_exactly(process.stdout, memoryview(frames[count]).cast("B")):
+                count += 1
+            process.stdout.read()  # anything beyond the frames asked for: let ffmpeg finish
+        returncode = process.wait()
+        if returncode != 0:
+            errors.seek(0)
+            message = _last_line(errors.read().decode("utf-8", "replace"))
+            raise VideoError("unreadable video", f"{path} at {start:.3f} s: ffmpeg exited {returncode}: {message}")
+    return frames[:count]
+
+
+def _read_exactly(stream, buffer: memoryview) -> bool:
+    """Fill `buffer` from `stream`; False when the stream ends first (a partial frame is dropped)."""
+    filled = 0
+    while filled < len(buffer):
+        got = stream.readinto(buffer[filled:])
+        if not got:
+            return False
+        filled += got
+    return True
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
