@@ -419,10 +419,12 @@ def test_rerun_resumes_an_interrupted_corpus_and_refuses_a_different_one(tmp_pat
     sentence = next(root.glob("Session1/sentences/wav/Ses01M_*/*.wav"))
     avi_bytes, sentence_bytes = avi.read_bytes(), sentence.read_bytes()
     avi.unlink()  # as if killed while encoding that dialog
+    avi.with_name(f".{avi.name}.99999.tmp").write_bytes(b"half an AVI")
     sentence.write_bytes(b"partial")
     again = generate_corpus(tmp_path, **TINY, seed=3)
     assert (first.written, again.written) == (2, 1)
     assert avi.read_bytes() == avi_bytes and sentence.read_bytes() == sentence_bytes
+    assert not list(root.rglob(".*.tmp"))
     with pytest.raises(SynthError, match="other parameters"):
         generate_corpus(tmp_path, **TINY, seed=4)
     result = CliRunner().invoke(main, ["synth", "--out", str(tmp_path), "--sessions", "1", "--seed", "4"])
@@ -434,3 +436,15 @@ def test_refuses_to_write_into_a_corpus_it_did_not_make(tmp_path):
     with pytest.raises(SynthError, match="not written by emoprep synth"):
         generate_corpus(tmp_path, **TINY)
     assert [p.name for p in tmp_path.iterdir()] == ["IEMOCAP_full_release"]
+
+
+def test_an_encoder_failure_names_the_dialog_and_leaves_it_to_redo(tmp_path, monkeypatch):
+    import emoprep.synth.render as render
+
+    monkeypatch.setattr(render, "ffmpeg_exe", lambda: "false")  # exits 1 at once, reading nothing
+    with pytest.raises(SynthError, match=r"Ses01F_impro01: ffmpeg could not encode Ses01F_impro01\.avi"):
+        generate_corpus(tmp_path, **TINY, workers=1)
+    root = corpus_root(tmp_path)
+    assert not list(root.rglob("*.avi")) and not list(root.rglob(".*.tmp"))
+    monkeypatch.undo()
+    assert generate_corpus(tmp_path, **TINY).written == 2

@@ -1,8 +1,8 @@
 """What a synthetic corpus contains: dialogs, utterances, timings, evaluations. Pure: no media.
 
-Everything is drawn from numpy generators seeded by (seed, session, dialog), so
-one dialog's plan never depends on how many others there are or on the order
-they are written in.
+Each dialog is drawn from a numpy generator seeded by (seed, dialog name) and
+each utterance's voice and face from (seed, dialog name, index), so a dialog
+comes out the same whatever order or thread it is written in.
 """
 
 from __future__ import annotations
@@ -371,7 +371,7 @@ def plan_dialog(name: str, session: int, improvised: bool, count: int, seed: int
 
 def _backchannels(rng: np.random.Generator, name: str, utterances: list[SynthUtterance]) -> tuple[Backchannel, ...]:
     """One or two `..._FXX0`-style lines, voiced by the listener during someone else's utterance."""
-    chosen = sorted(rng.choice(len(utterances), size=min(2, len(utterances)), replace=False)[: int(rng.integers(1, 3))])
+    chosen = sorted(rng.choice(len(utterances), size=int(rng.integers(1, 3)), replace=False))
     numbers: Counter[str] = Counter()
     lines = []
     for index in chosen:

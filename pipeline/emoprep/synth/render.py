@@ -14,7 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -109,25 +109,34 @@ def _encode_avi(path: Path, audio: Path, frames: Iterable[memoryview], name: str
         )
         process = output.global_args("-loglevel", "error").overwrite_output().run_async(
             pipe_stdin=True, pipe_stderr=True, cmd=ffmpeg_exe())
-        try:
-            for frame in frames:
-                process.stdin.write(frame)
-        except BrokenPipeError:
-            pass  # ffmpeg stopped early; its exit status and message below say why
-        finally:
-            process.stdin.close()
+        # A broken pipe means ffmpeg stopped early; its exit status and message below say why.
+        with suppress(BrokenPipeError):
+            try:
+                for frame in frames:
+                    process.stdin.write(frame)
+            finally:
+                process.stdin.close()
         errors = process.stderr.read().decode(errors="replace").strip()
         if process.wait() != 0:
             raise SynthError(f"{name}: ffmpeg could not encode {path.name}: {errors or 'no message'}")
 
 
+def _remove_leftovers(paths: Iterable[Path]) -> None:
+    """Temporary files that a killed run left beside these paths."""
+    for path in paths:
+        if path.parent.is_dir():
+            for leftover in path.parent.glob(f".{path.name}.*.tmp"):
+                leftover.unlink(missing_ok=True)
+
+
 def write_dialog(root: Path, dialog: SynthDialog) -> None:
     """All files of one dialog; the AVI last (its presence marks the dialog complete)."""
     paths = DialogPaths.of(root, dialog)
+    sentences = [paths.sentences / f"{u.utterance_id}.wav" for u in dialog.utterances]
+    _remove_leftovers([*sentences, paths.wav, paths.transcription, paths.evaluation, paths.avi])
     audio = render_dialog_audio(dialog)
-    for utterance in dialog.utterances:
-        _write_wav(paths.sentences / f"{utterance.utterance_id}.wav",
-                   audio[utterance.start_sample:utterance.end_sample, utterance.channel])
+    for utterance, path in zip(dialog.utterances, sentences):
+        _write_wav(path, audio[utterance.start_sample:utterance.end_sample, utterance.channel])
     _write_wav(paths.wav, audio)
     _write_text(paths.transcription, transcription_text(dialog))
     _write_text(paths.evaluation, evaluation_text(dialog))
