@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import os
 import tarfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +19,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from emoprep.shard import EMOTIONS, FRAME_SIZE, GENDERS, MEMBERS, PARTS, SAMPLE_RATE
-from emoprep.verify import Sample, decode_sample, load_index, load_splits
+from emoprep.verify import FormatError, Sample, decode_sample, load_index, load_splits
 
 
 class UnknownSplit(ValueError):
@@ -68,7 +70,7 @@ def candidates(root: Path, shards: list[str]) -> list[Candidate]:
     """Every sample's key, class and gender, reading only the json members (tar headers let us seek past the rest)."""
     found = []
     for name in shards:
-        with tarfile.open(root / name, "r:") as tar:
+        with _opened(root, name) as tar:
             for info in tar:
                 if info.name.endswith(".json"):
                     meta = json.loads(tar.extractfile(info).read())
@@ -89,9 +91,19 @@ def pick(found: list[Candidate], per_class: int) -> dict[str, list[Candidate]]:
 
 
 def read_sample(root: Path, candidate: Candidate) -> Sample:
-    with tarfile.open(root / candidate.shard, "r:") as tar:
+    with _opened(root, candidate.shard) as tar:
         members = {ext: tar.extractfile(f"{candidate.key}.{ext}").read() for ext in MEMBERS}
     return decode_sample(candidate.key, members)
+
+
+@contextmanager
+def _opened(root: Path, shard: str) -> Iterator[tarfile.TarFile]:
+    """The shard as a TarFile; any failure to read it (or a member it lacks) becomes a FormatError naming it."""
+    try:
+        with tarfile.open(root / shard, "r:") as tar:
+            yield tar
+    except (tarfile.TarError, OSError, KeyError, ValueError) as err:
+        raise FormatError(f"{root / shard}: unreadable or incomplete ({err!r})") from err
 
 
 def contact_sheet(root: Path, out: Path, split: str | None = None, per_class: int = 6) -> dict[str, int]:

@@ -23,8 +23,10 @@ import pyarrow.parquet as pq
 import soundfile as sf
 from PIL import Image
 
+from emoprep.corpus.iemocap import KEPT_EMOTIONS
+
 FORMAT_VERSION = 1
-EMOTIONS = ("ang", "hap", "neu", "sad")
+EMOTIONS = KEPT_EMOTIONS  # the format's classes, in its integer label order
 GENDERS = ("F", "M")
 SAMPLE_RATE = 16_000
 MAX_AUDIO_SAMPLES = 96_000  # 6 s
@@ -40,7 +42,7 @@ JPEG_QUALITY = 95
 JPEG_SUBSAMPLING = 0  # 4:4:4
 DEFAULT_MAX_SAMPLES_PER_SHARD = 64
 
-SHARD_NAME = re.compile(r"^ses\d[FM]-(impro-train|impro-val|impro-test|script)-\d{4}\.tar$")
+SHARD_NAME = re.compile(rf"^ses\d[FM]-({'|'.join(GROUPS)})-\d{{4}}\.tar$")
 _TEMP_PREFIX = ".emoprep-tmp-"
 
 SAMPLE_KEYS = (

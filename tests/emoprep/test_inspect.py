@@ -78,3 +78,14 @@ def test_a_folder_that_is_not_a_shard_set_is_a_clear_error(tmp_path):
     result = inspect(str(tmp_path), "--out", str(tmp_path / "x.png"))
     assert result.exit_code == 1
     assert "splits.json: missing" in result.output
+
+
+def test_a_damaged_shard_is_named(shards, tmp_path):
+    import shutil
+
+    copy = Path(shutil.copytree(shards, tmp_path / "copy"))
+    name = sorted(copy.glob("*.tar"))[0]
+    name.write_bytes(b"\0" * 100)
+    result = inspect(str(copy), "--out", str(tmp_path / "x.png"))
+    assert result.exit_code == 1
+    assert name.name in result.output and "run emoprep verify" in result.output

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 
 from emoprep.cli import main
 from emoprep.shard import (
-    MEMBERS, SHARD_NAME, encode_frames, paper_parts, plan_shard_set, seeded_order, write_shards,
+    MEMBERS, SAMPLE_KEYS, SHARD_NAME, encode_frames, paper_parts, plan_shard_set, seeded_order, write_shards,
 )
 from emoprep.verify import decode_sample, decode_frames, iter_samples, load_index, load_splits
 from tests.emoprep.work_factory import FakeUtterance, default_utterances, face_frames, make_shards, make_work
@@ -67,7 +67,7 @@ def test_every_ok_sample_round_trips_audio_exactly_and_frames_above_38_db(work, 
                            "detector"):
                 assert sample.meta[column] == row[column], (key, column)
             assert sample.meta["votes"] == json.loads(row["votes"])
-            assert sample.meta["format_version"] == 1
+            assert sample.meta["format_version"] == 1 and sorted(sample.meta) == sorted(SAMPLE_KEYS)
             seen.add(key)
     assert seen == set(rows)  # every ok utterance once; the failed one is not there
     assert "Ses02F_impro01_F099" not in seen
