@@ -8,7 +8,6 @@ face stands out.
 from __future__ import annotations
 
 import json
-import os
 import tarfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from emoprep.atomic import atomic_path
 from emoprep.shard import EMOTIONS, FRAME_SIZE, GENDERS, MEMBERS, PARTS, SAMPLE_RATE
 from emoprep.verify import FormatError, Sample, decode_sample, load_index, load_splits
 
@@ -125,9 +125,8 @@ def contact_sheet(root: Path, out: Path, split: str | None = None, per_class: in
     scope = f"split {split} (all parts)" if split else "all shards"
     figure.suptitle(f"{root.resolve().name}: {scope}: middle frame and waveform, {per_class} samples per class",
                     fontsize=10)
-    temporary = out.with_name(f".{out.name}.tmp")
-    figure.savefig(temporary, format="png")
-    os.replace(temporary, out)
+    with atomic_path(out) as temporary:
+        figure.savefig(temporary, format="png")
     return {emotion: len(chosen) for emotion, chosen in picked.items()}
 
 

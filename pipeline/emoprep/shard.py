@@ -1,8 +1,8 @@
 """WORK folder (from `emoprep extract`) -> WebDataset shards in format v1 (shards/README.md).
 
 Three steps, each testable alone: read the manifest into `WorkItem`s; plan the shards and splits
-(pure: `plan_shards`, `build_splits`); write every tar under a temporary name and move the whole
-set into place only when all of it was written.
+(pure: `plan_shards`, `build_splits`); write every tar under a temporary name (emoprep.atomic's
+naming) and move the whole set into place only when all of it was written.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 from PIL import Image
 
+from emoprep.atomic import TEMP_SUFFIX, is_temporary
 from emoprep.corpus.iemocap import KEPT_EMOTIONS
 
 FORMAT_VERSION = 1
@@ -43,7 +44,6 @@ JPEG_SUBSAMPLING = 0  # 4:4:4
 DEFAULT_MAX_SAMPLES_PER_SHARD = 64
 
 SHARD_NAME = re.compile(rf"^ses\d[FM]-({'|'.join(GROUPS)})-\d{{4}}\.tar$")
-_TEMP_PREFIX = ".emoprep-tmp-"
 
 SAMPLE_KEYS = (
     "format_version", "utterance_id", "session", "dialog", "improvised", "gender", "emotion",
@@ -398,13 +398,13 @@ def write_shards(plan: ShardSetPlan, out: Path, progress: Callable[[int], None] 
     `progress` is called with the number of samples just written.
     """
     out.mkdir(parents=True, exist_ok=True)
-    for leftover in out.glob(_TEMP_PREFIX + "*"):
+    for leftover in [p for p in out.iterdir() if is_temporary(p)]:
         leftover.unlink()  # from a run that was killed
     written: list[tuple[Path, Path]] = []  # (temporary, final)
     try:
         index = []
         for shard in plan.shards:
-            temporary = out / (_TEMP_PREFIX + shard.file)
+            temporary = _temporary(out / shard.file)
             written.append((temporary, out / shard.file))
             write_tar(temporary, _shard_members(shard, plan.work, progress))
             with temporary.open("rb") as f:
@@ -413,7 +413,7 @@ def write_shards(plan: ShardSetPlan, out: Path, progress: Callable[[int], None] 
                           "sha256": digest})
         for name, content in (("index.json", {"format_version": FORMAT_VERSION, "shards": index}),
                               ("splits.json", plan.splits)):
-            temporary = out / (_TEMP_PREFIX + name)
+            temporary = _temporary(out / name)
             written.append((temporary, out / name))
             with temporary.open("w", encoding="utf-8") as f:
                 f.write(json.dumps(content, indent=2) + "\n")
@@ -434,6 +434,11 @@ def write_shards(plan: ShardSetPlan, out: Path, progress: Callable[[int], None] 
         shards=len(plan.shards), samples=plan.samples, bytes=sum(entry["bytes"] for entry in index),
         splits=tuple(plan.splits["splits"]), omitted=plan.splits["omitted"], removed=tuple(removed),
     )
+
+
+def _temporary(path: Path) -> Path:
+    """emoprep.atomic's temporary name; the renames wait until the whole set is written."""
+    return path.with_name(f".{path.name}.{os.getpid()}{TEMP_SUFFIX}")
 
 
 def _shard_members(shard: ShardPlan, work: Path, progress: Callable[[int], None] | None) -> Iterator[tuple[str, bytes]]:

@@ -189,6 +189,7 @@ def test_another_seed_draws_another_paper_split(work, shards, tmp_path):
 
 def test_rerun_replaces_the_set_and_removes_only_stale_shards(work, tmp_path):
     out = make_shards(work, tmp_path / "out", max_samples_per_shard=2)
+    (out / ".ses1F-script-0000.tar.99999.tmp").write_bytes(b"a killed run's half shard")
     (out / "README.md").write_text("kept")
     (out / "notes.tar").write_bytes(b"not ours")
     before = {p.name for p in out.iterdir() if SHARD_NAME.match(p.name)}
@@ -197,7 +198,7 @@ def test_rerun_replaces_the_set_and_removes_only_stale_shards(work, tmp_path):
     assert after == {e["file"] for e in load_index(out)}
     assert set(result.removed) == before - after and result.removed
     assert (out / "README.md").read_text() == "kept" and (out / "notes.tar").exists()
-    assert not [p for p in out.iterdir() if p.name.startswith(".emoprep-tmp-")]
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
 
 
 # ---------------------------------------------------------------- the command and bad input
@@ -243,10 +244,14 @@ def test_bad_media_met_mid_write_leaves_nothing_partial(work, tmp_path):
     audio = bad / "audio" / "Ses03M_script01_1" / "Ses03M_script01_1_M005.flac"
     data, _ = sf.read(audio, dtype="int16")
     sf.write(audio, data, 44_100, subtype="PCM_16", format="FLAC")
-    result = run("shard", "--work", str(bad), "--out", str(tmp_path / "out"))
+    result = run("shard", "--work", str(bad), "--out", str(tmp_path / "new"))
     assert result.exit_code == 1
     assert "Ses03M_script01_1_M005" in result.output and "44100 Hz" in result.output
-    assert list((tmp_path / "out").iterdir()) == []
+    assert list((tmp_path / "new").iterdir()) == []
+    out = make_shards(work, tmp_path / "out", max_samples_per_shard=64)
+    before = {p.name: p.read_bytes() for p in out.iterdir()}
+    assert run("shard", "--work", str(bad), "--out", str(out), "--max-samples-per-shard", "4").exit_code == 1
+    assert_untouched(out, before)
 
 
 def test_frames_of_the_wrong_shape_are_named(work, tmp_path):
