@@ -116,10 +116,6 @@ class SynthUtterance:
         """The dialog-audio channel carrying the speaker's microphone: 0 for the left actor, 1 for the right."""
         return 0 if self.side == "left" else 1
 
-    @property
-    def has_majority(self) -> bool:
-        return self.released_label != NO_MAJORITY
-
 
 @dataclass(frozen=True)
 class Backchannel:

@@ -9,12 +9,11 @@ parameters, skips finished dialogs and redoes the rest.
 from __future__ import annotations
 
 import json
-import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager, suppress
+from contextlib import suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import ffmpeg
 import numpy as np
 import soundfile as sf
 
+from emoprep.atomic import atomic_path, is_temporary
 from emoprep.corpus.iemocap import KEPT_EMOTIONS
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 from emoprep.synth.annotations import CORPUS_README, evaluation_text, transcription_text
@@ -74,25 +74,13 @@ class DialogPaths:
         )
 
 
-@contextmanager
-def _atomic(path: Path) -> Iterator[Path]:
-    """A temporary path beside `path`, moved onto it only if the body finishes."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        yield temporary
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
-
-
 def _write_text(path: Path, text: str) -> None:
-    with _atomic(path) as temporary:
+    with atomic_path(path) as temporary:
         temporary.write_text(text, encoding="utf-8")
 
 
 def _write_wav(path: Path, samples: np.ndarray) -> None:
-    with _atomic(path) as temporary:
+    with atomic_path(path) as temporary:
         sf.write(temporary, samples, SAMPLE_RATE, subtype="PCM_16", format="WAV")
 
 
@@ -100,7 +88,7 @@ def _encode_avi(path: Path, audio: Path, frames: Iterable[memoryview], name: str
     """DivX-tagged MPEG-4 video at 29.97 fps from raw I420 frames on stdin, with the dialog wav as its audio."""
     video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="yuv420p", s=f"{WIDTH}x{HEIGHT}",
                          framerate=f"{FRAME_RATE.numerator}/{FRAME_RATE.denominator}")
-    with _atomic(path) as temporary:
+    with atomic_path(path) as temporary:
         output = ffmpeg.output(
             video, ffmpeg.input(str(audio)), str(temporary), format="avi",
             vcodec="mpeg4", vtag="DIVX", acodec="pcm_s16le",
@@ -125,8 +113,9 @@ def _remove_leftovers(paths: Iterable[Path]) -> None:
     """Temporary files that a killed run left beside these paths."""
     for path in paths:
         if path.parent.is_dir():
-            for leftover in path.parent.glob(f".{path.name}.*.tmp"):
-                leftover.unlink(missing_ok=True)
+            for leftover in path.parent.glob(f".{path.name}.*"):
+                if is_temporary(leftover):
+                    leftover.unlink(missing_ok=True)
 
 
 def write_dialog(root: Path, dialog: SynthDialog) -> None:
