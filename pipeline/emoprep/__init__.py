@@ -3,7 +3,7 @@
 Architecture (one module per idea):
   corpus/iemocap.py  parse a corpus root into typed records (no media I/O)
   labels.py          label policies (paper majority vote, released) -> labels table
-  synth.py           a synthetic corpus in IEMOCAP's exact on-disk format
+  synth/             a synthetic corpus in IEMOCAP's exact on-disk format
   media/             the edges: ffmpeg binary, audio and video readers, face detectors
   extract.py         per-utterance waveform + face crops into WORK, resumable
   shard.py           WORK -> deterministic WebDataset shards + splits.json
