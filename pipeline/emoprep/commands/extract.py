@@ -1,9 +1,88 @@
-"""`emoprep extract` (placeholder until its issue lands)."""
+"""`emoprep extract`: IEMOCAP -> WORK (waveforms, face crops, records, manifest.parquet)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
 
 import click
 
+from emoprep.commands.options import iemocap_option, label_options
+from emoprep.extract import ExtractError, ExtractOptions, failure_limit, run_extract, summary_lines
+from emoprep.labels import LabelPolicy
+from emoprep.media.faces import DETECTORS, DEVICES, DetectorSpec
+
+
+class NothingDone(click.ClickException):
+    """Nothing could be extracted at all: exit status 2."""
+
+    exit_code = 2
+
 
 @click.command()
-def extract() -> None:
-    """Not built yet."""
-    raise click.ClickException("emoprep extract is not built yet")
+@iemocap_option
+@click.option("--out", "work", required=True, type=click.Path(file_okay=False),
+              help="The WORK folder to fill (created if needed; an earlier run's work is kept and resumed).")
+@click.option("--face-detector", type=click.Choice(DETECTORS), default="sfd", show_default=True,
+              help="sfd: S3FD (face-alignment), best; haar: OpenCV's cascade, CPU, no weights; "
+                   "fixed: the seed paper's fixed crop, no detection.")
+@click.option("--detector-weights", type=click.Path(dir_okay=False),
+              help="S3FD weights file (default: torch hub's cache, fetched there if missing).")
+@click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
+              help="Where S3FD runs.")
+@click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",
+              help="Utterances extracted in parallel, one process each.")
+@label_options
+@click.option("--limit", type=click.IntRange(min=1), help="Only the first N kept utterances (by id).")
+@click.option("--max-failures", default="5%", show_default=True,
+              help="Exit with status 1 when more utterances than this failed: a count (20) or a share (5%).")
+@click.option("--retry-failed", is_flag=True,
+              help="Extract again the utterances an earlier run recorded as failed (otherwise they are final).")
+def extract(iemocap: str, work: str, face_detector: str, detector_weights: str | None, device: str, workers: int,
+            label_policy: str, merge_excited: bool, improvised_only: bool, seed: int, limit: int | None,
+            max_failures: str, retry_failed: bool) -> None:
+    """Cut every kept utterance (ang, hap, neu, sad) into a 16 kHz waveform and 96x96 face crops at 25 fps.
+
+    Writes WORK/audio/<dialog>/<utt>.flac, WORK/frames/<dialog>/<utt>.npy,
+    WORK/records/<dialog>/<utt>.json and WORK/manifest.parquet (one row per
+    kept utterance: labels, status, error or warning, paths, counts). Bad input
+    (a missing wav, a damaged AVI, a window past the video's end) is recorded
+    and the run goes on. Run it again after an interruption: it resumes.
+
+    \b
+    Exit status: 0 done; 1 more failures than --max-failures;
+    2 nothing could be done (bad corpus root, no kept utterance, detector unavailable).
+
+    \b
+    Examples:
+      emoprep extract --iemocap /data/IEMOCAP_full_release --out work --device cuda
+      emoprep extract --iemocap data/synth --out work --face-detector haar --workers 2
+      emoprep extract --iemocap /data --out work --improvised-only --limit 100
+    """
+    try:
+        failure_limit(max_failures, 0)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--max-failures") from None
+    options = ExtractOptions(
+        iemocap=Path(iemocap),
+        work=Path(work),
+        detector=DetectorSpec(face_detector, detector_weights, device),
+        policy=LabelPolicy(label_policy, merge_excited, improvised_only, seed),
+        workers=workers,
+        limit=limit,
+        retry_failed=retry_failed,
+    )
+    try:
+        summary = run_extract(
+            options, progress=lambda length: click.progressbar(length=length, label="extracting", show_pos=True)
+        )
+    except ExtractError as error:
+        raise NothingDone(str(error)) from None
+    for line in summary_lines(summary):
+        click.echo(line)
+    allowed = failure_limit(max_failures, summary.utterances)
+    if summary.failed > allowed:
+        raise click.ClickException(
+            f"{summary.failed} utterances failed, more than --max-failures {max_failures} ({allowed}); "
+            "their reasons are in the manifest's error column"
+        )

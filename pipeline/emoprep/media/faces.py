@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import pickle
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -166,7 +167,7 @@ class SfdDetector:
         try:
             # Given a path, face-alignment loads it with torch.load(weights_only=True) and downloads nothing.
             self._net = SFDDetector(device, path_to_detector=str(weights))
-        except (OSError, RuntimeError) as error:
+        except (OSError, RuntimeError, EOFError, ValueError, pickle.UnpicklingError) as error:  # torch.load's range
             raise DetectorUnavailable(f"{weights}: not usable S3FD weights ({error}); {_HOW_TO_GET_S3FD}") from error
         self._torch = torch
 

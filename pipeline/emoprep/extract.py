@@ -1,0 +1,435 @@
+"""IEMOCAP -> a WORK folder of per-utterance waveforms and face crops, resumably and in parallel.
+
+For every kept utterance (ang, hap, neu, sad under the label policy):
+
+    WORK/audio/<dialog>/<utt>.flac      16 kHz mono 16-bit, at most 6 s, not padded
+    WORK/frames/<dialog>/<utt>.npy      (T, 96, 96, 3) uint8 face crops at 25 fps
+    WORK/records/<dialog>/<utt>.json    what happened, written LAST: the "done" marker
+    WORK/manifest.parquet               labels + records, rebuilt at the end of each run
+
+Every file is written atomically. A record is final: a resumed run skips
+every utterance that has one (a failed record too, unless retry_failed), so
+a run killed at any moment is finished by running it again. Bad input
+(missing or unreadable media, windows past the video's end) becomes a
+record with its reason and never stops the run; anything else is a bug and does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import math
+import multiprocessing
+import os
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any, ContextManager
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from emoprep.atomic import atomic_path, is_temporary, write_bytes
+from emoprep.corpus.iemocap import Corpus, CorpusError, read_corpus
+from emoprep.labels import LabelledUtterance, LabelPolicy, assign_labels, labels_table
+from emoprep.media.audio import MAX_SAMPLES, SAMPLE_RATE, Waveform, read_waveform, write_flac
+from emoprep.media.bad_input import BadInput
+from emoprep.media.face_track import crop_origins, cut_crops, fixed_centre, sample_frames, track_centres
+from emoprep.media.faces import DetectorSpec, DetectorUnavailable, FaceDetector, build_detector, resolve
+from emoprep.media.video import FACE_SIZE, FPS, HalfGeometry, frames_in_window, half_geometry, probe, read_window
+
+MAX_SECONDS = MAX_SAMPLES / SAMPLE_RATE  # the window: 6 s of audio and of video
+DETECT_EVERY = 5  # detect on every 5th frame (5 a second): faces move slowly next to that
+SMOOTH_SIGMA = 2.5  # frames (0.1 s): removes detector jitter, keeps real head motion
+CONFIG_FILE = "extract.json"
+LOCK_FILE = ".extract.lock"
+MANIFEST = "manifest.parquet"
+
+
+class ExtractError(Exception):
+    """Nothing can be extracted: unusable corpus root, no kept utterance, detector unavailable, WORK in use."""
+
+
+@dataclass(frozen=True)
+class Job:
+    """One utterance to extract: everything a worker needs, nothing that is costly to send."""
+
+    utterance_id: str
+    dialog: str
+    avi: str
+    wav: str
+    start: float
+    end: float
+    speaker_side: str
+
+
+@dataclass(frozen=True)
+class Record:
+    """What extraction did for one utterance; WORK/records/<dialog>/<utt>.json, and its manifest columns."""
+
+    utterance_id: str
+    status: str  # "ok" | "failed"
+    error: str | None  # "<kind>: <detail>" when failed
+    warning: str | None  # "; "-joined notes on an ok utterance (short video, resampled audio, no face found)
+    audio_path: str | None  # relative to WORK; None when failed
+    frames_path: str | None
+    n_samples: int | None
+    n_frames: int | None
+    face_ratio: float | None  # sampled frames with a detection / sampled frames
+    detector: str
+    seconds: float  # time spent on it
+
+    @property
+    def error_kind(self) -> str | None:
+        return None if self.error is None else self.error.split(":", 1)[0]
+
+
+RECORD_FIELDS = tuple(f.name for f in fields(Record))
+_RECORD_TYPES = {
+    "utterance_id": pa.string(), "status": pa.string(), "error": pa.string(), "warning": pa.string(),
+    "audio_path": pa.string(), "frames_path": pa.string(), "n_samples": pa.int64(), "n_frames": pa.int64(),
+    "face_ratio": pa.float64(), "detector": pa.string(), "seconds": pa.float64(),
+}
+
+
+@dataclass(frozen=True)
+class ExtractOptions:
+    iemocap: Path
+    work: Path
+    detector: DetectorSpec
+    policy: LabelPolicy
+    workers: int
+    limit: int | None = None  # only the first N kept utterances (by id)
+    retry_failed: bool = False  # re-run utterances whose record says failed
+
+
+@dataclass(frozen=True)
+class ExtractSummary:
+    manifest: Path
+    utterances: int  # manifest rows: the kept utterances (after --limit)
+    resumed: int  # of them, done by an earlier run
+    processed: int  # of them, done by this run
+    ok: int  # manifest rows with status ok (this run and earlier ones)
+    failed: int
+    failures: dict[str, int]  # failed rows by error kind
+    warnings: int  # ok rows with a warning
+    wall_s: float
+    audio_s: float  # seconds of audio written by this run
+    corpus_problems: int  # annotation blocks read_corpus left out
+
+    @property
+    def utterances_per_s(self) -> float:
+        return self.processed / self.wall_s if self.wall_s > 0 else 0.0
+
+    @property
+    def audio_hours_per_hour(self) -> float:
+        return self.audio_s / self.wall_s if self.wall_s > 0 else 0.0
+
+
+ProgressFactory = Callable[[int], ContextManager[Any]]  # length -> a context with .update(n), like click.progressbar
+
+
+class _NoProgress:
+    def update(self, n: int) -> None:
+        pass
+
+
+def _no_progress(length: int) -> ContextManager[Any]:
+    return nullcontext(_NoProgress())
+
+
+# ---------------------------------------------------------------- one utterance
+
+def work_paths(utterance_id: str, dialog: str) -> dict[str, str]:
+    """Where an utterance's files live, relative to WORK."""
+    return {
+        "audio": f"audio/{dialog}/{utterance_id}.flac",
+        "frames": f"frames/{dialog}/{utterance_id}.npy",
+        "record": f"records/{dialog}/{utterance_id}.json",
+    }
+
+
+@dataclass(frozen=True)
+class _Media:
+    waveform: Waveform
+    crops: np.ndarray
+    face_ratio: float
+    warnings: tuple[str, ...]
+
+
+def extract_utterance(job: Job, work: Path, detector_name: str, detector: FaceDetector | None) -> Record:
+    """Extract one utterance into WORK and write its record (last). Bad input gives a failed record."""
+    started = time.perf_counter()
+    paths = work_paths(job.utterance_id, job.dialog)
+    try:
+        media = _extract_media(job, detector)
+    except BadInput as error:  # AudioError, VideoError and the checks below
+        record = Record(job.utterance_id, "failed", str(error), None, None, None, None, None, None,
+                        detector_name, seconds=0.0)
+    else:
+        write_flac(work / paths["audio"], media.waveform.samples)
+        with atomic_path(work / paths["frames"]) as temporary, open(temporary, "wb") as out:
+            np.save(out, media.crops, allow_pickle=False)
+        record = Record(
+            job.utterance_id, "ok", None, "; ".join(media.warnings) or None, paths["audio"], paths["frames"],
+            len(media.waveform.samples), len(media.crops), media.face_ratio, detector_name, seconds=0.0,
+        )
+    record = replace(record, seconds=round(time.perf_counter() - started, 4))
+    write_bytes(work / paths["record"], (json.dumps(asdict(record), indent=1) + "\n").encode())
+    return record
+
+
+def _extract_media(job: Job, detector: FaceDetector | None) -> _Media:
+    duration = job.end - job.start
+    if not duration > 0:
+        raise BadInput("zero-length utterance", f"{job.utterance_id} starts at {job.start} s and ends at {job.end} s")
+    waveform = read_waveform(job.wav)
+    window = min(duration, MAX_SECONDS)
+    info = probe(job.avi)
+    half = half_geometry(info, job.speaker_side)
+    frames = read_window(job.avi, job.start, window, half)
+    expected = frames_in_window(window)
+    ends = f"{info.duration:.2f} s" if info.duration is not None else "an unknown time"
+    if len(frames) == 0:
+        raise BadInput("no video frames",
+                      f"{job.avi} has no frame in [{job.start:.3f}, {job.start + window:.3f}] s (it ends at {ends})")
+    warnings = []
+    if len(frames) < expected:
+        warnings.append(f"video ended at {job.start + len(frames) / FPS:.2f} s: {len(frames)} of {expected} frames")
+    if (note := waveform.conversion_note()) is not None:
+        warnings.append(note)
+    centres, face_ratio = locate_faces(frames, detector, half, job.speaker_side)
+    if detector is not None and face_ratio == 0:
+        warnings.append(f"no face found by {detector.name}: the fixed crop was used")
+    origins = crop_origins(centres, FACE_SIZE, half.scaled_width, half.scaled_height)
+    return _Media(waveform, cut_crops(frames, origins, FACE_SIZE), face_ratio, tuple(warnings))
+
+
+def locate_faces(
+    frames: np.ndarray, detector: FaceDetector | None, half: HalfGeometry, side: str
+) -> tuple[np.ndarray, float]:
+    """Per-frame crop centres in the scaled half, and the share of sampled frames where a face was found."""
+    fixed = np.tile(fixed_centre(side, half.scaled_width, half.scaled_height), (len(frames), 1))
+    if detector is None:
+        return fixed, 0.0
+    sampled = sample_frames(len(frames), DETECT_EVERY)
+    detections = detector.detect(frames[sampled])
+    centres = track_centres(detections, sampled, len(frames), SMOOTH_SIGMA)
+    if centres is None:
+        return fixed, 0.0
+    return centres, sum(box is not None for box in detections) / len(sampled)
+
+
+# ---------------------------------------------------------------- workers
+
+_WORKER: dict[str, Any] = {}
+
+
+def _init_worker(work: str, spec: DetectorSpec) -> None:
+    """Once per worker process (and in-process for --workers 1): one thread each, one detector each.
+
+    One thread also makes the detectors' results independent of the machine's core count.
+    """
+    import cv2
+
+    cv2.setNumThreads(1)
+    if spec.name == "sfd":
+        import torch
+
+        torch.set_num_threads(1)
+    _WORKER.update(work=Path(work), name=spec.name, detector=build_detector(spec))
+
+
+def _run_job(job: Job) -> Record:
+    try:
+        return extract_utterance(job, _WORKER["work"], _WORKER["name"], _WORKER["detector"])
+    except Exception as error:
+        raise RuntimeError(f"{job.utterance_id}: unexpected {type(error).__name__} while extracting: {error}") from error
+
+
+def _run_jobs(jobs: list[Job], work: Path, spec: DetectorSpec, workers: int) -> Iterator[Record]:
+    if not jobs:
+        return
+    if workers <= 1 or len(jobs) == 1:
+        _init_worker(str(work), spec)
+        yield from map(_run_job, jobs)
+        return
+    workers = min(workers, len(jobs))
+    # Consecutive jobs share a dialog; sending a few together lets a worker reuse its probe of the AVI.
+    chunk = max(1, min(8, len(jobs) // (4 * workers)))
+    with ProcessPoolExecutor(
+        max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
+        initializer=_init_worker, initargs=(str(work), spec),
+    ) as pool:
+        yield from pool.map(_run_job, jobs, chunksize=chunk)
+
+
+# ---------------------------------------------------------------- the run
+
+def read_record(path: Path) -> Record | None:
+    """A record file, or None when it is absent or not a record (then the utterance is done again)."""
+    try:
+        data = json.loads(path.read_text())
+        return Record(**{name: data[name] for name in RECORD_FIELDS})
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def _jobs(kept: list[LabelledUtterance], corpus: Corpus) -> list[Job]:
+    return [
+        Job(u.utterance_id, u.dialog, str(corpus.dialog_avi(u.dialog)), str(corpus.sentence_wav(u)),
+            u.start, u.end, u.speaker_side)
+        for u in (item.utterance for item in kept)
+    ]
+
+
+@contextmanager
+def _locked(work: Path) -> Iterator[None]:
+    """One extract at a time per WORK. The kernel drops the lock when its process dies, even by SIGKILL."""
+    work.mkdir(parents=True, exist_ok=True)
+    with open(work / LOCK_FILE, "w") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise ExtractError(f"{work}: another emoprep extract is running on this folder; wait for it") from None
+        yield
+
+
+def _remove_leftovers(work: Path) -> int:
+    """Delete temporary files that a killed run left behind (only ever partial copies)."""
+    removed = 0
+    for folder, _, names in os.walk(work):
+        for name in names:
+            if is_temporary(Path(name)):
+                (Path(folder) / name).unlink(missing_ok=True)
+                removed += 1
+    return removed
+
+
+def _check_config(work: Path, spec: DetectorSpec) -> None:
+    """A WORK folder holds one detector's crops: resuming with another would mix them."""
+    path = work / CONFIG_FILE
+    config = {"detector": spec.name}
+    if path.is_file():
+        try:
+            previous = json.loads(path.read_text())
+        except ValueError:
+            previous = None
+        if previous != config:
+            raise ExtractError(
+                f"{work} was extracted with settings {previous} (in {path}), not {config}: "
+                "use the same --face-detector to resume, or another --out"
+            )
+        return
+    write_bytes(path, (json.dumps(config) + "\n").encode())
+
+
+def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progress) -> ExtractSummary:
+    """Extract every kept utterance not done yet, then rebuild the manifest. See the module docstring."""
+    started = time.perf_counter()
+    try:
+        corpus = read_corpus(options.iemocap)
+    except CorpusError as error:
+        raise ExtractError(str(error)) from None
+    kept = [item for item in assign_labels(corpus, options.policy) if item.emotion is not None]
+    if options.limit is not None:
+        kept = kept[:options.limit]
+    if not kept:
+        raise ExtractError(
+            f"{corpus.root}: no utterance has a kept label (ang, hap, neu, sad) under policy {options.policy}: "
+            f"nothing to extract ({len(corpus.utterances)} utterances read, {len(corpus.problems)} problems)"
+        )
+    try:
+        spec = resolve(options.detector)
+    except DetectorUnavailable as error:
+        raise ExtractError(str(error)) from None
+
+    work = options.work
+    with _locked(work):
+        _check_config(work, spec)
+        _remove_leftovers(work)
+        jobs = _jobs(kept, corpus)
+        records: dict[str, Record] = {}
+        for job in jobs:
+            record = read_record(work / work_paths(job.utterance_id, job.dialog)["record"])
+            if record is not None and (record.status == "ok" or not options.retry_failed):
+                records[job.utterance_id] = record
+        todo = [job for job in jobs if job.utterance_id not in records]
+        audio_s = 0.0
+        with progress(len(todo)) as bar:
+            for record in _run_jobs(todo, work, spec, options.workers):
+                records[record.utterance_id] = record
+                audio_s += (record.n_samples or 0) / SAMPLE_RATE
+                bar.update(1)
+        manifest = write_manifest(work, kept, records, options.policy)
+
+    rows = [records[item.utterance.utterance_id] for item in kept]
+    failed = [r for r in rows if r.status == "failed"]
+    return ExtractSummary(
+        manifest=manifest,
+        utterances=len(rows),
+        resumed=len(rows) - len(todo),
+        processed=len(todo),
+        ok=len(rows) - len(failed),
+        failed=len(failed),
+        failures=dict(sorted(Counter(r.error_kind for r in failed).items())),
+        warnings=sum(r.status == "ok" and r.warning is not None for r in rows),
+        wall_s=time.perf_counter() - started,
+        audio_s=audio_s,
+        corpus_problems=len(corpus.problems),
+    )
+
+
+def manifest_table(kept: list[LabelledUtterance], records: dict[str, Record], policy: LabelPolicy) -> pa.Table:
+    """labels_table's columns for the kept utterances, then each one's record, sorted by utterance id."""
+    table = labels_table(kept, policy)
+    rows = [records[uid] for uid in table.column("utterance_id").to_pylist()]
+    for name in RECORD_FIELDS[1:]:
+        table = table.append_column(pa.field(name, _RECORD_TYPES[name]),
+                                    pa.array([getattr(r, name) for r in rows], _RECORD_TYPES[name]))
+    return table
+
+
+def write_manifest(work: Path, kept: list[LabelledUtterance], records: dict[str, Record],
+                   policy: LabelPolicy) -> Path:
+    path = work / MANIFEST
+    with atomic_path(path) as temporary:
+        pq.write_table(manifest_table(kept, records, policy), temporary)
+    return path
+
+
+def failure_limit(max_failures: str, utterances: int) -> int:
+    """`--max-failures`: a count ("20") or a share of the utterances ("5%", rounded down)."""
+    text = max_failures.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 <= share <= 100:
+                raise ValueError
+            return math.floor(share / 100 * utterances)
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return count
+    except ValueError:
+        raise ValueError(f"--max-failures {max_failures!r}: give a count such as 20 or a share such as 5%") from None
+
+
+def summary_lines(summary: ExtractSummary) -> Iterable[str]:
+    """The closing summary, as printed by `emoprep extract`."""
+    yield (f"{summary.utterances} utterances: {summary.ok} ok, {summary.failed} failed "
+           f"({summary.processed} extracted now, {summary.resumed} done by an earlier run)")
+    for kind, count in summary.failures.items():
+        yield f"  failed, {kind}: {count}"
+    if summary.warnings:
+        yield f"  {summary.warnings} ok with a warning (see the manifest's warning column)"
+    yield (f"wall time {summary.wall_s:.1f} s: {summary.utterances_per_s:.2f} utterances/s, "
+           f"{summary.audio_hours_per_hour:.2f} audio hours per hour")
+    if summary.corpus_problems:
+        yield f"{summary.corpus_problems} annotation block(s) left out by the corpus reader (`emoprep labels` lists them)"
+    yield f"manifest: {summary.manifest}"

@@ -1,0 +1,208 @@
+"""Face boxes: the pure tracking logic without media, the Haar and S3FD detectors on small frames."""
+
+from __future__ import annotations
+
+import urllib.error
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emoprep.media import faces
+from emoprep.media.face_track import (
+    crop_origins, cut_crops, fixed_centre, gaussian_smooth, running_median3, sample_frames, track_centres,
+)
+from emoprep.media.faces import Box, DetectorSpec, DetectorUnavailable, HaarDetector, SfdDetector, largest
+
+
+def box_at(cx: float, cy: float, size: float = 40.0) -> Box:
+    return Box(cx - size / 2, cy - size / 2, cx + size / 2, cy + size / 2)
+
+
+# ---------------------------------------------------------------- pure box logic
+
+def test_sample_frames_every_fifth_from_the_first():
+    assert sample_frames(12, 5).tolist() == [0, 5, 10]
+    assert sample_frames(0, 5).tolist() == []
+    with pytest.raises(ValueError):
+        sample_frames(10, 0)
+
+
+def test_track_interpolates_between_detections_and_holds_the_nearest_beyond_them():
+    detections = [None, box_at(10, 20), None, box_at(30, 60), None]
+    centres = track_centres(detections, [0, 5, 10, 15, 20], n_frames=23, sigma=0)
+    assert centres.shape == (23, 2)
+    assert centres[:6].tolist() == [[10, 20]] * 6  # before the first detection: the first one
+    assert centres[10].tolist() == [20, 40]  # halfway between the two
+    assert centres[15:].tolist() == [[30, 60]] * 8  # after the last: the last one
+
+
+def test_track_without_any_detection_is_none():
+    assert track_centres([None, None], [0, 5], n_frames=8, sigma=2.5) is None
+
+
+def test_track_rejects_mismatched_lengths():
+    with pytest.raises(ValueError, match="2 detections for 3"):
+        track_centres([None, None], [0, 5, 10], n_frames=12, sigma=0)
+
+
+def test_a_single_outlying_detection_is_removed_by_the_median():
+    detections = [box_at(50, 50), box_at(51, 50), box_at(140, 10), box_at(52, 50), box_at(53, 50)]
+    centres = track_centres(detections, [0, 5, 10, 15, 20], n_frames=21, sigma=0)
+    assert np.abs(centres[:, 0] - 51.5).max() <= 1.5
+    assert np.abs(centres[:, 1] - 50).max() == 0
+
+
+def test_running_median_keeps_the_ends():
+    values = np.array([[0.0], [10.0], [1.0], [2.0]])
+    assert running_median3(values)[:, 0].tolist() == [0, 1, 2, 2]
+
+
+def test_smoothing_keeps_constants_and_ramps_and_removes_jitter():
+    constant = np.full((30, 2), 7.0)
+    assert np.allclose(gaussian_smooth(constant, 2.5), 7.0)  # edge padding: no pull toward zero
+    ramp = np.stack([np.arange(40.0), np.zeros(40)], axis=1)
+    assert np.allclose(gaussian_smooth(ramp, 2.5)[10:30], ramp[10:30])  # symmetric taps keep a linear motion
+    jitter = np.stack([np.tile([0.0, 4.0], 20), np.zeros(40)], axis=1)
+    assert np.ptp(gaussian_smooth(jitter, 2.5)[8:32, 0]) < 0.1
+
+
+def test_crop_origins_centre_the_square_and_clamp_it_inside_the_half():
+    centres = np.array([[77.0, 103.0], [5.0, 5.0], [150.0, 200.0]])
+    origins = crop_origins(centres, crop=96, width=154, height=206)
+    assert origins.tolist() == [[29, 55], [0, 0], [58, 110]]
+    with pytest.raises(ValueError, match="does not fit"):
+        crop_origins(centres, crop=96, width=90, height=206)
+
+
+def test_cut_crops_cuts_each_frame_at_its_own_origin():
+    frames = np.arange(2 * 6 * 8 * 3, dtype=np.uint8).reshape(2, 6, 8, 3)
+    crops = cut_crops(frames, np.array([[0, 0], [4, 2]]), crop=3)
+    assert crops.shape == (2, 3, 3, 3)
+    assert np.array_equal(crops[0], frames[0, 0:3, 0:3])
+    assert np.array_equal(crops[1], frames[1, 2:5, 4:7])
+
+
+def test_fixed_centre_is_the_seed_papers_box_translated_into_each_half():
+    # x=87 (left) and x=438 (right, 78 within the right half), y=128, 224 pixels, in a 720x480 frame.
+    assert fixed_centre("left", 360, 480) == (199.0, 240.0)
+    assert fixed_centre("right", 360, 480) == (190.0, 240.0)
+    x, y = fixed_centre("left", 154, 206)
+    assert x == pytest.approx(199 * 154 / 360) and y == pytest.approx(103)
+
+
+def test_largest_prefers_area_then_score():
+    small, big = box_at(0, 0, 10), box_at(50, 50, 30)
+    assert largest([small, big]) == big
+    assert largest([]) is None
+
+
+# ---------------------------------------------------------------- Haar
+
+def _astronaut_frame(dx: int = 0, dy: int = 0) -> tuple[np.ndarray, tuple[float, float]]:
+    """A 154x206 frame holding the astronaut's face (about 45 pixels), like extract's scaled halves."""
+    import cv2
+    from skimage import data
+
+    photo = cv2.resize(data.astronaut()[0:300, 100:350], None, fx=0.35, fy=0.35, interpolation=cv2.INTER_AREA)
+    frame = np.full((206, 154, 3), 200, np.uint8)
+    y, x = 40 + dy, 30 + dx
+    frame[y:y + photo.shape[0], x:x + photo.shape[1]] = photo
+    # The astronaut's face centre in the photo is near (226, 113) (column, row): here, scaled and shifted.
+    return frame, (x + (226 - 100) * 0.35, y + 113 * 0.35)
+
+
+def test_haar_finds_the_face_and_follows_it_from_frame_to_frame():
+    frames, truths = zip(*(_astronaut_frame(dx, dy) for dx, dy in [(0, 0), (3, 1), (6, 2), (9, 4)]))
+    boxes = HaarDetector().detect(np.stack(frames))
+    assert len(boxes) == 4
+    for box, (tx, ty) in zip(boxes, truths):
+        assert box is not None
+        cx, cy = box.centre
+        assert abs(cx - tx) < 8 and abs(cy - ty) < 8, (box, tx, ty)
+
+
+def test_haar_on_frames_without_a_face_gives_none():
+    flat = np.full((3, 206, 154, 3), 128, np.uint8)
+    assert HaarDetector().detect(flat) == [None, None, None]
+
+
+# ---------------------------------------------------------------- S3FD, offline
+
+@pytest.fixture(scope="module")
+def random_s3fd_weights(tmp_path_factory) -> Path:
+    """An S3FD network with random weights: the loading and batching code, without downloading anything."""
+    import torch
+    from face_alignment.detection.sfd.net_s3fd import s3fd
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("s3fd") / "random-s3fd.pth"
+    torch.save(s3fd().state_dict(), path)
+    return path
+
+
+def test_sfd_constructs_from_a_local_file_and_returns_one_box_or_none_per_frame(random_s3fd_weights):
+    detector = faces.build_detector(DetectorSpec("sfd", str(random_s3fd_weights), "cpu"))
+    assert isinstance(detector, SfdDetector)
+    frames = np.random.default_rng(0).integers(0, 256, (5, 48, 40, 3), dtype=np.uint8)
+    detector.BATCH = 2  # three batches: 2 + 2 + 1
+    boxes = detector.detect(frames)
+    assert len(boxes) == 5
+    for box in boxes:
+        assert box is None or (isinstance(box, Box) and box.x1 >= box.x0 and box.y1 >= box.y0
+                               and 0.5 < box.score <= 1.0)
+
+
+def test_sfd_refuses_a_file_that_is_not_weights(tmp_path):
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(DetectorUnavailable, match="--face-detector haar"):
+        SfdDetector(bad, "cpu")
+
+
+def test_explicit_weights_that_do_not_exist_say_how_to_get_them(tmp_path):
+    with pytest.raises(DetectorUnavailable) as error:
+        faces.s3fd_weights(str(tmp_path / "missing.pth"))
+    message = str(error.value)
+    assert "missing.pth" in message and faces.S3FD_URL in message and "--face-detector haar" in message
+
+
+def test_weights_come_from_torch_hubs_cache_without_any_download(tmp_path, monkeypatch, random_s3fd_weights):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = tmp_path / "hub" / "checkpoints" / faces.S3FD_FILE
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(random_s3fd_weights.read_bytes())
+
+    def no_download(url, destination):
+        raise AssertionError("must not download when the cache has the weights")
+
+    assert faces.s3fd_weights(None, fetch=no_download) == cached
+
+
+def test_missing_weights_that_cannot_be_fetched_give_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    asked = []
+
+    def offline(url, destination):
+        asked.append((url, destination))
+        raise urllib.error.URLError("no network")
+
+    with pytest.raises(DetectorUnavailable) as error:
+        faces.s3fd_weights(None, fetch=offline)
+    assert asked == [(faces.S3FD_URL, tmp_path / "hub" / "checkpoints" / faces.S3FD_FILE)]
+    message = str(error.value)
+    assert "could not be downloaded" in message and "emoav-prep" in message and "--face-detector haar" in message
+
+
+def test_resolve_leaves_haar_and_fixed_alone_and_pins_sfd_weights(random_s3fd_weights):
+    assert faces.resolve(DetectorSpec("haar")) == DetectorSpec("haar")
+    resolved = faces.resolve(DetectorSpec("sfd", str(random_s3fd_weights)))
+    assert resolved.weights == str(random_s3fd_weights)
+    assert faces.build_detector(DetectorSpec("fixed")) is None
+
+
+def test_specs_reject_unknown_names():
+    with pytest.raises(ValueError, match="unknown face detector"):
+        DetectorSpec("dlib")
+    with pytest.raises(ValueError, match="unknown device"):
+        DetectorSpec("sfd", None, "tpu")
