@@ -242,13 +242,13 @@ def sample_members(item: WorkItem, work: Path) -> list[tuple[str, bytes]]:
         frames = np.load(frames_path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise ShardError(f"{frames_path}: utterance {item.utterance_id}: unreadable frames ({err})") from err
+    try:
+        jpeg = encode_frames(frames)  # checks the array's type and shape first
+    except ValueError as err:
+        raise ShardError(f"{frames_path}: utterance {item.utterance_id}: {err}") from err
     if frames.shape[0] != item.n_frames:
         raise ShardError(f"{frames_path}: utterance {item.utterance_id}: {frames.shape[0]} frames, "
                          f"the manifest says {item.n_frames}")
-    try:
-        jpeg = encode_frames(frames)
-    except ValueError as err:
-        raise ShardError(f"{frames_path}: utterance {item.utterance_id}: {err}") from err
     meta = json.dumps(item.metadata(), sort_keys=True).encode("utf-8")
     return [
         (f"{item.utterance_id}.json", meta),

@@ -254,12 +254,17 @@ def test_bad_media_met_mid_write_leaves_nothing_partial(work, tmp_path):
     assert_untouched(out, before)
 
 
-def test_frames_of_the_wrong_shape_are_named(work, tmp_path):
+@pytest.mark.parametrize("frames, reason", [
+    (face_frames(4, 0)[:, :64, :64], "expected uint8 (T, 96, 96, 3)"),
+    (np.array(7, np.uint8), "expected uint8 (T, 96, 96, 3)"),
+    (face_frames(3, 0), "3 frames, the manifest says 4"),
+])
+def test_bad_frames_are_named(work, tmp_path, frames, reason):
     bad = copy_work(work, tmp_path)
-    np.save(bad / "frames" / "Ses01F_impro01" / "Ses01F_impro01_F000.npy", face_frames(4, 0)[:, :64, :64])
+    np.save(bad / "frames" / "Ses01F_impro01" / "Ses01F_impro01_F000.npy", frames)
     result = run("shard", "--work", str(bad), "--out", str(tmp_path / "out"))
     assert result.exit_code == 1
-    assert "Ses01F_impro01_F000" in result.output and "expected uint8 (T, 96, 96, 3)" in result.output
+    assert "Ses01F_impro01_F000" in result.output and reason in result.output
 
 
 def test_no_ok_utterance_is_an_error(tmp_path):
