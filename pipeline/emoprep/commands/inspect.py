@@ -27,7 +27,10 @@ def inspect(shards: Path, split: str | None, out: Path, per_class: int) -> None:
       emoprep inspect shards --split loso-1 --out loso1.png --per-class 8
 
     \b
-    Exit status: 0 done; 1 SHARDS is not a readable shard set; 2 bad usage (unknown --split).
+    Exit status:
+      0  done
+      1  SHARDS is not a readable shard set (the damaged shard is named)
+      2  bad usage: SHARDS is not a folder, or an unknown --split
     """
     try:
         click.echo(counts_table(shards, split))

@@ -21,8 +21,8 @@ from emoprep.shard import DEFAULT_MAX_SAMPLES_PER_SHARD, NotAWorkFolder, ShardEr
 def shard(work: Path, out: Path, seed: int, max_samples_per_shard: int) -> None:
     """Write the ok utterances of WORK as WebDataset shards in format v1 (shards/README.md).
 
-    One shard set per speaker (ses<S><G>) and group (impro-train / impro-val / impro-test, the
-    seeded 60/20/20 draw over improvised utterances; script), so the paper split and the five
+    Each shard holds one speaker (ses<S><G>) and one group (impro-train, impro-val, impro-test:
+    the seeded 60/20/20 draw over improvised utterances; script), so the paper split and the
     leave-one-session-out folds in splits.json are plain lists of shards. Same WORK and seed give
     byte-identical shards. Nothing is replaced until every file was written.
 
@@ -32,8 +32,11 @@ def shard(work: Path, out: Path, seed: int, max_samples_per_shard: int) -> None:
       emoprep shard --work work --out shards --seed 1 --max-samples-per-shard 32
 
     \b
-    Exit status: 0 done; 1 the WORK content cannot be sharded (a missing media file, a bad
-    manifest row, no ok utterance, an empty paper part); 2 bad usage (--work is not a WORK folder).
+    Exit status:
+      0  done
+      1  the WORK content cannot be sharded: a missing media file, a bad manifest
+         row or media file, no ok utterance, an empty paper part
+      2  bad usage: --work is missing or not a WORK folder (no manifest.parquet)
     """
     try:
         plan = plan_shard_set(work, seed=seed, max_samples_per_shard=max_samples_per_shard)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from emoprep.verify import load_index, FormatError, verify_shards
+from emoprep.verify import FormatError, load_index, verify_shards
 
 
 @click.command()
@@ -21,8 +21,10 @@ def verify(shards: Path) -> None:
       emoprep verify shards
 
     \b
-    Exit status: 0 all good; 1 a problem was found (each one is printed with its shard and sample);
-    2 bad usage (SHARDS is not a folder).
+    Exit status:
+      0  all good
+      1  a problem was found (each one is printed with its shard and sample)
+      2  bad usage: SHARDS is not a folder
     """
     try:
         length = len(load_index(shards))
