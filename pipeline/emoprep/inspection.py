@@ -38,17 +38,21 @@ def select_shards(root: Path, split: str | None) -> list[str]:
     """The shards of one split (all its parts), or every indexed shard."""
     if split is None:
         return [entry["file"] for entry in load_index(root)]
-    splits = load_splits(root)
-    if split not in splits:
-        raise UnknownSplit(f"{root / 'splits.json'} has no split {split!r}; it has {', '.join(splits)}")
+    splits = _load_splits(root, split)
     return [name for part in PARTS for name in splits[split][part]["shards"]]
+
+
+def _load_splits(root: Path, split: str | None) -> dict[str, dict]:
+    """splits.json's splits, after checking that `split` (when given) is one of them."""
+    splits = load_splits(root)
+    if split is not None and split not in splits:
+        raise UnknownSplit(f"{root / 'splits.json'} has no split {split!r}; it has {', '.join(splits)}")
+    return splits
 
 
 def counts_table(root: Path, split: str | None = None) -> str:
     """A text table from splits.json: per split and part, shards, samples, and F/M counts per class."""
-    splits = load_splits(root)
-    if split is not None and split not in splits:
-        raise UnknownSplit(f"{root / 'splits.json'} has no split {split!r}; it has {', '.join(splits)}")
+    splits = _load_splits(root, split)
     header = ["split", "part", "shards", "samples", *(f"{e} F/M" for e in EMOTIONS), "F", "M"]
     rows = [header]
     for name, content in splits.items():
