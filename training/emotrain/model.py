@@ -1,0 +1,390 @@
+"""The seed paper's audio-visual network (and a small twin): raw-audio CNN + frame CNN -> 2-layer LSTM -> two heads.
+
+Shapes for one batch of B utterances of `steps` 40 ms steps (S = steps * 640 samples):
+
+  audio (B, S) ----- Conv1d(1 -> 40, k=80, same) -> max-pool 2 (8 kHz)          (B, 40, steps*320)
+                     -> zero beyond each sample's valid length (see below)
+                     -> LongConv1d(40 -> 40, k=4000, same)                       (B, 40, steps*320)
+                     -> max over groups of 10 channels                           (B, 4, steps*320)
+                     -> per step: 320 positions x 4 groups = 1280 features       (B, steps, 1280)
+  frames (B, steps, 3, 96, 96) uint8 -> float, ImageNet mean/std
+                     -> ResNet-50 trunk (valid frames only) -> global avg pool   (B, steps, 2048)
+  concat (B, steps, 3328) -> LSTM(256) x 2 (packed by length) -> state at the last valid step
+                     -> dropout 0.5 -> Linear(256, 4) emotion, Linear(256, 2) gender
+
+Faithful to the paper's code (MyungsuChae/IROS2018_ws, model.py), with these
+documented choices:
+- No nonlinearity and no dropout between the two audio convolutions: the paper's
+  code has none (its max-pools are the nonlinearities). The Tzirakis et al. code it
+  follows uses TF-slim's default ReLU after each conv and dropout on the input
+  waveform; `audio_activation="relu"` gives the ReLU variant.
+- Feature layout per step, exactly the paper's `permute(0, 2, 1)` + `MaxPool1d(10)` +
+  `view(n, -1, 1280)`: feature index = 4 * t + g, with t in 0..319 the position inside
+  the 40 ms step at 8 kHz and g in 0..3 the channel group (channels 10g .. 10g + 9).
+- 'same' padding is PyTorch's (even k: 39 left / 40 right for k=80, 1999 / 2000 for
+  k=4000); the paper's code padded (40, 39) and (2000, 1999), a one-sample shift.
+- The waveform beyond each sample's valid steps, and the pooled first-conv output
+  beyond them, are zeroed, so a sample's output does not depend on what it is
+  batched with (without the second mask conv1's bias leaks into the padded tail
+  and, through the 4,000-tap kernel, back into the last 250 ms). The paper trained
+  with batch size 1, where this never arises.
+- Frames are normalised with ImageNet mean/std (the paper fed raw 0..255 values to
+  an ImageNet-trained ResNet); ResNet runs only on valid frames.
+- LSTM weights Xavier-normal (as the paper's init_weights), biases PyTorch default.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+import torchvision
+from torch import Tensor, nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+from emotrain.fftconv import CONV_MODES, LongConv1d
+
+EMOTIONS = ("ang", "hap", "neu", "sad")
+GENDERS = ("F", "M")
+SAMPLE_RATE = 16000
+SAMPLES_PER_STEP = 640  # 40 ms: one video frame at 25 fps
+FRAME_SIZE = 96
+POSITIONS_PER_STEP = SAMPLES_PER_STEP // 2  # after the 2x max-pool (8 kHz)
+
+MODEL_NAMES = ("paper", "small")
+MODALITIES = ("av", "a", "v")
+AUDIO_ACTIVATIONS = ("none", "relu")
+VISUAL_BACKBONES = ("resnet50", "small_cnn")
+RESNET50_FEATURES = 2048
+SMALL_CNN_WIDTHS = (16, 32, 64)
+
+# The paper's ResNet-50 was torchvision's `pretrained=True`, i.e. IMAGENET1K_V1.
+IMAGENET_WEIGHTS = torchvision.models.ResNet50_Weights.IMAGENET1K_V1
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# Sizes of each named network; a ModelConfig field left at None takes its preset's value.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {
+        "audio_channels": 40,
+        "audio_kernel": 80,
+        "audio_long_kernel": 4000,
+        "audio_channel_pool": 10,
+        "audio_activation": "none",
+        "visual_backbone": "resnet50",
+        "lstm_hidden": 256,
+        "lstm_layers": 2,
+    },
+    # Same structure, sized to train on 2 CPU cores (see /tmp/readme-parts/model.md for timings).
+    "small": {
+        "audio_channels": 8,
+        "audio_kernel": 40,
+        "audio_long_kernel": 400,
+        "audio_channel_pool": 4,
+        "audio_activation": "none",
+        "visual_backbone": "small_cnn",
+        "lstm_hidden": 64,
+        "lstm_layers": 2,
+    },
+}
+_INT_FIELDS = ("audio_channels", "audio_kernel", "audio_long_kernel", "audio_channel_pool", "lstm_hidden", "lstm_layers")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Everything needed to rebuild the network; saved with every run and checkpoint.
+
+    `name` picks a preset ("paper" or "small"); any size field given explicitly
+    overrides the preset, fields left at None are filled from it, so after
+    construction every field is concrete.
+    """
+
+    name: str = "paper"
+    modality: str = "av"  # "av" | "a" | "v"
+    audio_conv: str = "auto"  # long convolution: "direct" | "fft" | "auto" (fftconv.choose_conv_mode)
+    visual_weights: str | None = None  # None (random) | "imagenet" (local torch hub cache only) | path to a resnet50 state_dict
+    dropout: float = 0.5
+    audio_channels: int | None = None  # both audio convs' output channels (paper 40)
+    audio_kernel: int | None = None  # first conv, at 16 kHz (paper 80 = 5 ms)
+    audio_long_kernel: int | None = None  # second conv, at 8 kHz (paper 4000 = 500 ms)
+    audio_channel_pool: int | None = None  # max-pool across channels (paper 10: 40 -> 4)
+    audio_activation: str | None = None  # between and after the convs: "none" (paper code) | "relu" (Tzirakis code)
+    visual_backbone: str | None = None  # "resnet50" | "small_cnn"
+    lstm_hidden: int | None = None
+    lstm_layers: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.name not in PRESETS:
+            raise ValueError(f"model name must be one of {MODEL_NAMES}, got {self.name!r}")
+        for key, value in PRESETS[self.name].items():
+            if getattr(self, key) is None:
+                object.__setattr__(self, key, value)
+        self._validate()
+
+    def _validate(self) -> None:
+        choices = {
+            "modality": MODALITIES,
+            "audio_conv": CONV_MODES,
+            "audio_activation": AUDIO_ACTIVATIONS,
+            "visual_backbone": VISUAL_BACKBONES,
+        }
+        for key, allowed in choices.items():
+            if getattr(self, key) not in allowed:
+                raise ValueError(f"model config: {key} must be one of {allowed}, got {getattr(self, key)!r}")
+        for key in _INT_FIELDS:
+            value = getattr(self, key)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"model config: {key} must be a positive integer, got {value!r}")
+        if self.audio_channels % self.audio_channel_pool:
+            raise ValueError(
+                f"model config: audio_channel_pool ({self.audio_channel_pool}) must divide audio_channels ({self.audio_channels})"
+            )
+        if isinstance(self.dropout, bool) or not isinstance(self.dropout, (int, float)) or not 0 <= self.dropout < 1:
+            raise ValueError(f"model config: dropout must be a number in [0, 1), got {self.dropout!r}")
+        if self.visual_weights is not None:
+            if not isinstance(self.visual_weights, str) or not self.visual_weights:
+                raise ValueError(f"model config: visual_weights must be None, 'imagenet' or a file path, got {self.visual_weights!r}")
+            if self.visual_backbone != "resnet50":
+                raise ValueError(
+                    f"model config: visual_weights={self.visual_weights!r} needs visual_backbone 'resnet50', "
+                    f"not {self.visual_backbone!r}; leave visual_weights unset for the small network"
+                )
+
+    @property
+    def audio_features(self) -> int:
+        """Audio features per 40 ms step: 320 positions x (channels / channel pool)."""
+        return POSITIONS_PER_STEP * (self.audio_channels // self.audio_channel_pool)
+
+    @property
+    def visual_features(self) -> int:
+        return RESNET50_FEATURES if self.visual_backbone == "resnet50" else SMALL_CNN_WIDTHS[-1]
+
+    @property
+    def lstm_input(self) -> int:
+        return (self.audio_features if "a" in self.modality else 0) + (self.visual_features if "v" in self.modality else 0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        if not isinstance(d, dict):
+            raise ValueError(f"model config must be a JSON object (dict), got {type(d).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(d) - known)
+        if unknown:
+            raise ValueError(f"model config: unknown keys {unknown}; known keys are {sorted(known)}")
+        return cls(**d)
+
+
+def _valid_mask(size: int, valid: Tensor) -> Tensor:
+    """(B, size) bool, True at positions below each sample's valid count."""
+    return torch.arange(size, device=valid.device) < valid[:, None]
+
+
+class AudioBranch(nn.Module):
+    """Raw waveform -> (B, steps, audio_features); the paper's two-conv front end."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.pool = config.audio_channel_pool
+        self.relu = config.audio_activation == "relu"
+        # The 80-tap conv has one input channel: oneDNN/cuDNN direct beats the FFT there
+        # (measured 1.0 s vs 2.3 s forward+backward on a batch of 4 x 6 s on 2 cores).
+        self.conv1 = nn.Conv1d(1, config.audio_channels, config.audio_kernel, padding="same")
+        self.conv2 = LongConv1d(config.audio_channels, config.audio_channels, config.audio_long_kernel, mode=config.audio_conv)
+
+    def forward(self, audio: Tensor, lengths: Tensor) -> Tensor:
+        batch, samples = audio.shape
+        steps = samples // SAMPLES_PER_STEP
+        lengths = lengths.to(audio.device)
+        x = audio * _valid_mask(samples, lengths * SAMPLES_PER_STEP).to(audio.dtype)
+        x = self.conv1(x[:, None, :])
+        if self.relu:
+            x = F.relu(x)
+        x = F.max_pool1d(x, 2)
+        x = x * _valid_mask(x.shape[-1], lengths * POSITIONS_PER_STEP)[:, None, :].to(x.dtype)
+        x = self.conv2(x)
+        if self.relu:
+            x = F.relu(x)
+        channels = x.shape[1]
+        x = x.reshape(batch, channels // self.pool, self.pool, -1).amax(dim=2)  # (B, groups, positions)
+        return x.transpose(1, 2).reshape(batch, steps, -1)  # feature = groups * t + g
+
+
+def resnet50_trunk() -> nn.Module:
+    """torchvision's ResNet-50 with its classifier removed: (N, 3, H, W) -> (N, 2048), global-average-pooled.
+
+    Parameter names stay torchvision's, so its state dicts load directly (minus fc.*).
+    """
+    trunk = torchvision.models.resnet50(weights=None)
+    trunk.fc = nn.Identity()
+    return trunk
+
+
+def small_cnn() -> nn.Module:
+    """A frame CNN for CPU runs: 8x8 patches (stride 8) and two stride-2 convs, 96x96 -> 64 features.
+
+    About 1.5 MFLOP a frame; patchifying first keeps the activations small, which is
+    what costs on CPU (a stride-2 5x5 stem with the same FLOPs was 4x slower).
+    """
+    layers: list[nn.Module] = []
+    in_channels = 3
+    for index, width in enumerate(SMALL_CNN_WIDTHS):
+        kernel, stride, padding = (8, 8, 0) if index == 0 else (3, 2, 1)
+        layers += [
+            nn.Conv2d(in_channels, width, kernel, stride=stride, padding=padding, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(inplace=True),
+        ]
+        in_channels = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten()]
+    return nn.Sequential(*layers)
+
+
+class VisualBranch(nn.Module):
+    """uint8 face crops (B, steps, 3, 96, 96) -> (B, steps, features); the CNN sees valid frames only."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.features = config.visual_features
+        self.trunk = resnet50_trunk() if config.visual_backbone == "resnet50" else small_cnn()
+        # Not persistent: constants, not learned state.
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1) * 255, persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1) * 255, persistent=False)
+
+    def forward(self, frames: Tensor, lengths: Tensor) -> Tensor:
+        batch, steps = frames.shape[:2]
+        valid = _valid_mask(steps, lengths.to(frames.device))  # (B, steps)
+        x = frames[valid].float()  # (N valid, 3, 96, 96)
+        x = x.sub_(self.mean).div_(self.std)
+        if x.is_cuda:
+            # Tensor cores want NHWC; convolutions follow the input's memory format.
+            x = x.contiguous(memory_format=torch.channels_last)
+        features = self.trunk(x)
+        out = features.new_zeros(batch, steps, features.shape[-1])
+        out[valid] = features
+        return out
+
+
+class EmotionGenderNet(nn.Module):
+    """The paper's network; `forward` returns (emotion logits (B, 4), gender logits (B, 2))."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.audio = AudioBranch(config) if "a" in config.modality else None
+        self.visual = VisualBranch(config) if "v" in config.modality else None
+        self.lstm = nn.LSTM(config.lstm_input, config.lstm_hidden, config.lstm_layers, batch_first=True)
+        self.dropout = nn.Dropout(config.dropout)
+        self.emotion_head = nn.Linear(config.lstm_hidden, len(EMOTIONS))
+        self.gender_head = nn.Linear(config.lstm_hidden, len(GENDERS))
+        for name, parameter in self.lstm.named_parameters():
+            if name.startswith("weight"):
+                nn.init.xavier_normal_(parameter)
+
+    def features(self, audio: Tensor | None, frames: Tensor | None, lengths: Tensor) -> Tensor:
+        """Per-step features (B, steps, lstm_input): the two branches, concatenated audio first."""
+        parts = []
+        if self.audio is not None:
+            parts.append(self.audio(audio, lengths))
+        if self.visual is not None:
+            parts.append(self.visual(frames, lengths))
+        if len(parts) == 1:
+            return parts[0]
+        # Under autocast the branches may come back in different dtypes (FFT path is float32).
+        return torch.cat([p.to(parts[-1].dtype) for p in parts], dim=-1)
+
+    def heads(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        """LSTM over the valid steps, its top-layer state at each sample's last valid step, dropout, two heads."""
+        packed = pack_padded_sequence(features, lengths.cpu(), batch_first=True, enforce_sorted=False)
+        _, (hidden, _) = self.lstm(packed)
+        last = self.dropout(hidden[-1])  # (B, hidden), back in batch order
+        return self.emotion_head(last), self.gender_head(last)
+
+    def forward(self, audio: Tensor | None, frames: Tensor | None, lengths: Tensor) -> tuple[Tensor, Tensor]:
+        self._check_inputs(audio, frames, lengths)
+        return self.heads(self.features(audio, frames, lengths), lengths)
+
+    def _check_inputs(self, audio: Tensor | None, frames: Tensor | None, lengths: Tensor) -> None:
+        modality = self.config.modality
+        if lengths.dim() != 1 or lengths.dtype != torch.int64:
+            raise ValueError(f"lengths must be a (B,) int64 tensor of valid steps, got shape {tuple(lengths.shape)} {lengths.dtype}")
+        batch = lengths.shape[0]
+        steps = None
+        if "a" in modality:
+            if audio is None:
+                raise ValueError(f"modality {modality!r} needs audio (B, steps*{SAMPLES_PER_STEP}), got None")
+            if audio.dim() != 2 or audio.shape[0] != batch or audio.shape[1] % SAMPLES_PER_STEP or not audio.is_floating_point():
+                raise ValueError(
+                    f"audio must be float (B={batch}, S) with S a multiple of {SAMPLES_PER_STEP}, got {tuple(audio.shape)} {audio.dtype}"
+                )
+            steps = audio.shape[1] // SAMPLES_PER_STEP
+        if "v" in modality:
+            if frames is None:
+                raise ValueError(f"modality {modality!r} needs frames (B, steps, 3, {FRAME_SIZE}, {FRAME_SIZE}) uint8, got None")
+            expected = (batch, frames.shape[1], 3, FRAME_SIZE, FRAME_SIZE)
+            if tuple(frames.shape) != expected or frames.dtype != torch.uint8:
+                raise ValueError(f"frames must be uint8 {expected}, got {tuple(frames.shape)} {frames.dtype}")
+            if steps is not None and frames.shape[1] != steps:
+                raise ValueError(f"audio has {steps} steps of {SAMPLES_PER_STEP} samples but frames has {frames.shape[1]} steps")
+            steps = frames.shape[1]
+        lengths_cpu = lengths.cpu()
+        if batch == 0 or int(lengths_cpu.min()) < 1 or int(lengths_cpu.max()) > steps:
+            raise ValueError(f"lengths must lie in 1..{steps} (the padded steps) for a non-empty batch, got {lengths_cpu.tolist()}")
+
+
+def imagenet_cache_path() -> Path:
+    """Where torchvision keeps the ResNet-50 ImageNet file: <torch hub dir>/checkpoints/resnet50-0676ba61.pth."""
+    return Path(torch.hub.get_dir()) / "checkpoints" / os.path.basename(IMAGENET_WEIGHTS.url)
+
+
+def load_visual_weights(trunk: nn.Module, spec: str) -> None:
+    """Load a torchvision ResNet-50 state dict into `trunk`: "imagenet" from the local cache, or a file path. Never downloads."""
+    if spec == "imagenet":
+        path = imagenet_cache_path()
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"ResNet-50 ImageNet weights not found at {path} (emotrain never downloads). "
+                f"On a machine with internet run: python -c \"import torchvision; torchvision.models.resnet50(weights='IMAGENET1K_V1')\" "
+                f"and copy the file it writes ({path.name}, from {IMAGENET_WEIGHTS.url}) to {path} "
+                f"(the folder follows $TORCH_HOME), or pass the file's path as the visual weights instead of 'imagenet'."
+            )
+    else:
+        path = Path(spec)
+        if not path.is_file():
+            raise FileNotFoundError(f"visual weights file {path} does not exist; give a torchvision resnet50 state_dict file or 'imagenet'")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a bad or unsafe file
+        raise ValueError(f"cannot read visual weights {path} as a weights-only state dict: {error}") from error
+    if not isinstance(state, dict):
+        raise ValueError(f"visual weights {path} hold a {type(state).__name__}, not a state dict")
+    state = {key: value for key, value in state.items() if not key.startswith("fc.")}
+    expected = trunk.state_dict()
+    missing = sorted(set(expected) - set(state))
+    unexpected = sorted(set(state) - set(expected))
+    misshapen = sorted(k for k in set(expected) & set(state) if tuple(state[k].shape) != tuple(expected[k].shape))
+    if missing or unexpected or misshapen:
+        raise ValueError(
+            f"visual weights {path} do not fit torchvision's resnet50: {len(missing)} missing keys (e.g. {missing[:3]}), "
+            f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}), {len(misshapen)} of the wrong shape (e.g. {misshapen[:3]})"
+        )
+    trunk.load_state_dict(state)
+
+
+def build_model(config: ModelConfig, *, load_weights: bool = True) -> EmotionGenderNet:
+    """The network for `config`; loads config.visual_weights unless load_weights is False.
+
+    Pass load_weights=False when a checkpoint's state dict is loaded right after:
+    evaluation then needs no ImageNet file.
+    """
+    model = EmotionGenderNet(config)
+    if load_weights and config.visual_weights is not None and model.visual is not None:
+        load_visual_weights(model.visual.trunk, config.visual_weights)
+    return model
