@@ -29,7 +29,7 @@ RATE = 16_000
 FPS = 25
 SAMPLES_PER_FRAME = RATE // FPS
 EMOTION_HZ = (300.0, 600.0, 1200.0, 2400.0)
-GENDER_HZ = (180.0, 110.0)
+GENDER_HZ = (3500.0, 900.0)
 EMOTION_RGB = ((220, 40, 40), (240, 200, 40), (128, 128, 128), (40, 60, 220))
 GENDER_GREY = (60, 200)
 
@@ -61,7 +61,7 @@ def audio_for(utt: FakeUtterance, rng: np.random.Generator) -> np.ndarray:
     t = np.arange(utt.n_samples) / RATE
     e_hz = EMOTION_HZ[EMOTIONS.index(utt.emotion)]
     g_hz = GENDER_HZ[GENDERS.index(utt.gender)]
-    wave = 0.4 * np.sin(2 * np.pi * e_hz * t) + 0.3 * np.sin(2 * np.pi * g_hz * t)
+    wave = 0.4 * np.sin(2 * np.pi * e_hz * t) + 0.4 * np.sin(2 * np.pi * g_hz * t)
     wave += 0.05 * rng.standard_normal(utt.n_samples)
     return np.clip(wave * 20_000, -32768, 32767).astype(np.int16)
 

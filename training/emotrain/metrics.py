@@ -142,6 +142,7 @@ def is_better(metric: str, value: float, best: float | None) -> bool:
 def plot_curves(rows: Sequence[dict], path: Path) -> None:
     """Train and val joint loss, and the task weights, against epochs (PNG)."""
     from matplotlib.figure import Figure  # Agg via Figure.savefig: no pyplot state, no display
+    from matplotlib.ticker import MaxNLocator
 
     fig = Figure(figsize=(10, 4), layout="constrained")
     loss_ax, weight_ax = fig.subplots(1, 2)
@@ -160,7 +161,8 @@ def plot_curves(rows: Sequence[dict], path: Path) -> None:
     for ax in (loss_ax, weight_ax):
         ax.grid(alpha=0.3)
         ax.legend()
-    _save_figure(fig, path)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    save_figure(fig, path)
 
 
 def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], path: Path, title: str) -> None:
@@ -176,10 +178,11 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
         ax.text(j, i, str(n), ha="center", va="center", color="white" if recall[i, j] > 0.5 else "black")
     ax.set(xticks=range(len(labels)), yticks=range(len(labels)), xticklabels=labels, yticklabels=labels,
            xlabel="predicted", ylabel="true", title=title)
-    _save_figure(fig, path)
+    save_figure(fig, path)
 
 
-def _save_figure(fig, path: Path) -> None:
+def save_figure(fig, path: Path) -> None:
+    """Write a matplotlib Figure as PNG, atomically."""
     from emotrain.checkpoint import atomic_path
 
     with atomic_path(path) as tmp:

@@ -1,9 +1,47 @@
-"""`emotrain evaluate` (placeholder until its issue lands)."""
+"""`emotrain evaluate`: score a trained run's checkpoint on one part of a split."""
+
+from __future__ import annotations
 
 import click
 
+from emotrain.checkpoint import CheckpointError
+from emotrain.config import DEVICES, ConfigError
+from emotrain.data import PARTS, SampleError, ShardsError
+from emotrain.evaluate import evaluate_run
+
 
 @click.command()
-def evaluate() -> None:
-    """Not built yet."""
-    raise click.ClickException("emotrain evaluate is not built yet")
+@click.option("--run", "run", required=True, type=click.Path(exists=True, file_okay=False),
+              help="Run folder written by `emotrain fit`.")
+@click.option("--checkpoint", default="best", show_default=True, help="best, last, or a path to a .pt file.")
+@click.option("--split", required=True, help="Split in splits.json: paper, loso-1 .. loso-5.")
+@click.option("--part", type=click.Choice(PARTS), default="test", show_default=True)
+@click.option("--shards", type=click.Path(exists=True, file_okay=False), default=None,
+              help="Shard folder (default: the one the run was trained on).")
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Metrics JSON to write (default: RUN/eval-<split>-<part>.json); the PNG goes beside it.")
+@click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
+@click.option("--batch-size", type=click.IntRange(1), default=None, help="Default: the run's.")
+@click.option("--workers", type=click.IntRange(0), default=2, show_default=True)
+@click.option("--strict", is_flag=True, help="Stop at the first corrupt sample instead of skipping it.")
+def evaluate(run: str, **options) -> None:
+    """Score a checkpoint of a run on one part of a split: WA, UA, macro-F1, gender accuracy, NLLs.
+
+    \b
+    Examples:
+      emotrain evaluate --run runs/av-dynamic --split paper
+      emotrain evaluate --run runs/av-dynamic --split paper --part val --checkpoint last
+      emotrain evaluate --run runs/loso-1 --split loso-1 --out results/loso-1/metrics.json
+    """
+    try:
+        result = evaluate_run(run, on_skip=lambda message: click.echo(f"skipped {message}", err=True), **options)
+    except (ConfigError, ShardsError, SampleError, CheckpointError) as exn:
+        raise click.ClickException(str(exn)) from exn
+    m = result.metrics
+    click.echo(f"{m['split']} {m['part']} ({m['samples']} samples, checkpoint epoch {m['epoch']}"
+               + (f", {m['skipped']} skipped" if m["skipped"] else "") + ")")
+    click.echo(f"  emotion  WA {m['emotion_wa']:.1%}  UA {m['emotion_ua']:.1%}  macro-F1 {m['emotion_f1']:.3f}  "
+               f"NLL {m['emotion_nll']:.4f} (sum {m['emotion_nll_sum']:.1f})")
+    click.echo(f"  gender   accuracy {m['gender_acc']:.1%}  NLL {m['gender_nll']:.4f} (sum {m['gender_nll_sum']:.1f})")
+    click.echo(f"  joint loss {m['joint_loss']:.4f}  L_e+L_g {m['unweighted_nll']:.4f}")
+    click.echo(f"wrote {result.json_path} and {result.png_path}")

@@ -1,0 +1,240 @@
+"""emotrain.data: splits.json, decoding, collate, exact-once evaluation and equal training epochs."""
+
+from __future__ import annotations
+
+import json
+import tarfile
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from emotrain.data import (
+    Example,
+    SampleError,
+    ShardsError,
+    batches_per_rank,
+    collate,
+    decode_sample,
+    eval_loader,
+    read_part,
+    train_loader,
+)
+from tests.emotrain.shard_factory import (
+    FakeUtterance,
+    encode_flac,
+    encode_frames,
+    frames_for,
+    make_shards,
+    rewrite_member,
+    utterance_json,
+)
+
+
+@pytest.fixture(scope="module")
+def shards(tmp_path_factory):
+    """5 train shards of unequal sizes (odd, for splitting), 3 val shards."""
+    return make_shards(tmp_path_factory.mktemp("shards"), {"train": [7, 3, 5, 2, 4], "val": [5, 4, 3]},
+                       seconds=(0.2, 0.4))
+
+
+def keys_of(loader) -> list[str]:
+    return [key for batch in loader for key in batch.keys]
+
+
+# --- splits.json --------------------------------------------------------------------------------
+
+
+def test_read_part_gives_paths_and_count(shards):
+    part = read_part(shards.root, "paper", "val")
+    assert part.samples == 12
+    assert [Path(p).name for p in part.shards] == shards.shards["val"]
+
+
+@pytest.mark.parametrize("split, part, message", [
+    ("loso-9", "train", "no split 'loso-9'; available: paper"),
+    ("paper", "test", "part 'test' is missing; parts with samples: train, val"),
+])
+def test_read_part_names_what_exists(shards, split, part, message):
+    with pytest.raises(ShardsError, match=message):
+        read_part(shards.root, split, part)
+
+
+def test_read_part_refuses_empty_part_and_unknown_version(tmp_path, shards):
+    doc = json.loads((shards.root / "splits.json").read_text())
+    doc["splits"]["paper"]["test"] = {"shards": [], "samples": 0, "counts": {}}
+    (tmp_path / "splits.json").write_text(json.dumps(doc))
+    with pytest.raises(ShardsError, match="part 'test' is empty"):
+        read_part(tmp_path, "paper", "test")
+    with pytest.raises(ShardsError, match="shard file.* missing"):
+        read_part(tmp_path, "paper", "train")  # the tars are not in tmp_path
+    doc["format_version"] = 2
+    (tmp_path / "splits.json").write_text(json.dumps(doc))
+    with pytest.raises(ShardsError, match="format_version 2 is not supported"):
+        read_part(tmp_path, "paper", "train")
+    with pytest.raises(ShardsError, match="not found"):
+        read_part(tmp_path / "nowhere", "paper", "train")
+
+
+# --- decoding and collate -----------------------------------------------------------------------
+
+
+def raw_sample(utt: FakeUtterance, **override: bytes) -> dict:
+    rng = np.random.default_rng(0)
+    from tests.emotrain.shard_factory import audio_for
+
+    raw = {"__key__": utt.key, "__url__": "x.tar", "json": json.dumps(utterance_json(utt)).encode(),
+           "flac": encode_flac(audio_for(utt, rng)), "frames.jpg": encode_frames(frames_for(utt, rng))}
+    return raw | override
+
+
+@pytest.mark.parametrize("n_frames", [3, 4, 6])  # fewer frames than steps, equal, more
+def test_decode_aligns_frames_and_normalises_audio(n_frames):
+    utt = FakeUtterance("Ses01F_impro01_F000", "sad", "F", n_samples=4 * 640 - 100, n_frames=n_frames)
+    example = decode_sample(raw_sample(utt), "av")
+    assert (example.key, example.emotion, example.gender, example.steps) == (utt.key, 3, 0, 4)
+    assert example.audio.shape == (utt.n_samples,) and example.audio.dtype == np.float32
+    assert abs(example.audio.mean()) < 1e-4
+    assert example.audio.std() == pytest.approx(1.0, abs=1e-4)
+    assert example.frames.shape == (4, 3, 96, 96) and example.frames.dtype == np.uint8
+    if n_frames < 4:  # the last frame repeated
+        assert np.array_equal(example.frames[n_frames - 1], example.frames[-1])
+    # the top half is the emotion colour (sad: blue), channel order RGB
+    r, g, b = example.frames[0, :, :40].mean(axis=(1, 2)).tolist()
+    assert b > 180 and r < 80
+
+
+def test_single_modality_skips_the_other_member():
+    utt = FakeUtterance("Ses01M_impro01_M000", "ang", "M", n_samples=1000, n_frames=2)
+    audio_only = decode_sample(raw_sample(utt, **{"frames.jpg": b"not a jpeg"}), "a")
+    assert audio_only.frames is None and audio_only.audio.shape == (1000,) and audio_only.gender == 1
+    video_only = decode_sample(raw_sample(utt, flac=b"not flac"), "v")
+    assert video_only.audio is None and video_only.frames.shape == (2, 3, 96, 96)
+
+
+@pytest.mark.parametrize("override, reason", [
+    ({"json": b"{"}, "Expecting property name"),
+    ({"flac": b"garbage"}, "Format not recognised"),
+    ({"frames.jpg": b"garbage"}, "cannot identify image file"),
+    ({"frames.jpg": encode_frames(np.zeros((3, 96, 96, 3), np.uint8))}, "expected a JPEG of 96x192 for n_frames=2"),
+])
+def test_decode_rejects_bad_members(override, reason):
+    utt = FakeUtterance("Ses01M_impro01_M000", "ang", "M", n_samples=1000, n_frames=2)
+    with pytest.raises(Exception, match=reason):
+        decode_sample(raw_sample(utt, **override), "av")
+
+
+def test_decode_rejects_unknown_sample_version_and_labels():
+    utt = FakeUtterance("Ses01M_impro01_M000", "ang", "M", n_samples=1000, n_frames=2)
+    newer = json.dumps(utterance_json(utt, format_version=7)).encode()
+    with pytest.raises(ValueError, match="format_version 7 is not supported"):
+        decode_sample(raw_sample(utt, json=newer), "av")
+    unknown = json.dumps(utterance_json(utt) | {"emotion": "fru"}).encode()
+    with pytest.raises(ValueError, match="emotion 'fru' is not one of ang, hap, neu, sad"):
+        decode_sample(raw_sample(utt, json=unknown), "av")
+
+
+def test_collate_pads_to_the_longest_in_steps():
+    def example(key: str, steps: int, n_audio: int) -> Example:
+        return Example(key, np.ones(n_audio, np.float32), np.full((steps, 3, 96, 96), 7, np.uint8),
+                       steps, emotion=steps % 4, gender=steps % 2)
+
+    batch = collate([example("a", 2, 1200), example("b", 5, 3000)])
+    assert batch.audio.shape == (2, 5 * 640) and batch.frames.shape == (2, 5, 3, 96, 96)
+    assert batch.audio.dtype == torch.float32 and batch.frames.dtype == torch.uint8
+    assert batch.lengths.tolist() == [2, 5] and batch.keys == ("a", "b")
+    assert batch.audio[0, :1200].eq(1).all() and batch.audio[0, 1200:].eq(0).all()
+    assert batch.frames[0, :2].eq(7).all() and batch.frames[0, 2:].eq(0).all()
+    assert batch.emotion.tolist() == [2, 1] and batch.gender.tolist() == [0, 1]
+
+
+# --- loaders ------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("world_size, workers", [(1, 0), (2, 0), (3, 0), (3, 2)])
+def test_evaluation_sees_every_sample_exactly_once(shards, world_size, workers):
+    part = read_part(shards.root, "paper", "train")  # 5 shards, 21 samples
+    seen = Counter()
+    for rank in range(world_size):
+        seen.update(keys_of(eval_loader(part, modality="a", batch_size=4, rank=rank, world_size=world_size,
+                                        workers=workers)))
+    assert sorted(seen) == sorted(shards.keys["train"])
+    assert set(seen.values()) == {1}
+
+
+@pytest.mark.parametrize("world_size, workers", [(2, 0), (3, 2)])
+def test_training_epochs_are_equal_on_every_rank(shards, world_size, workers):
+    part = read_part(shards.root, "paper", "train")
+    expected = batches_per_rank(part, 4, world_size)
+    assert expected == -(-21 // (4 * world_size))
+    for rank in range(world_size):
+        batches = list(train_loader(part, modality="a", batch_size=4, epoch=1, seed=0, rank=rank,
+                                    world_size=world_size, workers=workers, shuffle_buffer=8))
+        assert len(batches) == expected
+        assert all(b.size == 4 for b in batches)
+
+
+def test_training_order_follows_seed_and_epoch(shards):
+    part = read_part(shards.root, "paper", "train")
+    order = lambda epoch: keys_of(train_loader(part, modality="a", batch_size=3, epoch=epoch, seed=5,  # noqa: E731
+                                               shuffle_buffer=8))
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+
+
+# --- bad samples ----------------------------------------------------------------------------------
+
+
+@pytest.fixture()
+def corrupt(tmp_path):
+    fake = make_shards(tmp_path, {"val": [3, 3]}, seconds=(0.2, 0.3))
+    shard = tmp_path / fake.shards["val"][1]
+    bad_key = fake.keys["val"][4]
+    rewrite_member(shard, bad_key, "json", b"{not json")
+    return fake, shard, bad_key
+
+
+def test_corrupt_sample_is_named_skipped_and_counted(corrupt):
+    fake, shard, bad_key = corrupt
+    batches = list(eval_loader(read_part(fake.root, "paper", "val"), modality="av", batch_size=2))
+    assert sorted(keys_of(batches)) == sorted(k for k in fake.keys["val"] if k != bad_key)
+    skipped = [s for b in batches for s in b.skipped]
+    assert len(skipped) == 1
+    assert str(shard) in skipped[0] and bad_key in skipped[0] and "JSONDecodeError" in skipped[0]
+
+
+def test_strict_stops_at_the_corrupt_sample(corrupt):
+    fake, shard, bad_key = corrupt
+    loader = eval_loader(read_part(fake.root, "paper", "val"), modality="av", batch_size=2, on_error="raise")
+    with pytest.raises(SampleError, match=f"{shard}: {bad_key}: JSONDecodeError"):
+        list(loader)
+
+
+def test_truncated_tar_names_the_shard(tmp_path):
+    fake = make_shards(tmp_path, {"val": [4]}, seconds=(0.2, 0.3))
+    shard = tmp_path / fake.shards["val"][0]
+    with tarfile.open(shard) as tar:
+        flac = tar.getmembers()[4]  # the second sample's .flac
+    shard.write_bytes(shard.read_bytes()[: flac.offset_data + flac.size // 2])
+    part = read_part(fake.root, "paper", "val")
+    with pytest.raises(SampleError, match=f"{shard}: -: unreadable tar after sample {fake.keys['val'][0]}"):
+        list(eval_loader(part, modality="av", batch_size=2, on_error="raise"))
+    batches = list(eval_loader(part, modality="av", batch_size=2))
+    assert keys_of(batches) == fake.keys["val"][:1]
+    assert [s for b in batches for s in b.skipped] == [
+        f"{shard}: -: unreadable tar after sample {fake.keys['val'][0]}: unexpected end of data; "
+        "the rest of the shard is skipped"]
+
+
+def test_tar_cut_between_samples_is_caught_by_the_index_count(tmp_path):
+    fake = make_shards(tmp_path, {"val": [4]}, seconds=(0.2, 0.3))
+    shard = tmp_path / fake.shards["val"][0]
+    with tarfile.open(shard) as tar:
+        third_json = tar.getmembers()[6]
+    shard.write_bytes(shard.read_bytes()[: third_json.offset])  # two whole samples, no end-of-archive blocks
+    batches = list(eval_loader(read_part(fake.root, "paper", "val"), modality="a", batch_size=8))
+    assert keys_of(batches) == fake.keys["val"][:2]
+    assert [s for b in batches for s in b.skipped] == [
+        f"{shard}: -: the tar ends after 2 of the 4 samples index.json lists (truncated?)"]
