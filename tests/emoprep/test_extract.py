@@ -336,3 +336,28 @@ def test_max_failures_takes_a_count_or_a_share():
         with pytest.raises(ValueError, match="--max-failures"):
             failure_limit(bad, 10)
     assert cli("--iemocap", ".", "--out", "w", "--max-failures", "lots").exit_code == 2
+
+
+def test_every_utterance_failing_exits_2(synth_corpus, tmp_path):
+    root = linked_copy(synth_corpus, tmp_path / "corpus")
+    replace_file(read_corpus(root).dialog_avi("Ses01F_impro01"), b"not a video")
+    result = cli("--iemocap", str(root), "--out", str(tmp_path / "work"), "--face-detector", "fixed",
+                 "--workers", "1", "--limit", "6", "--max-failures", "100%")
+    assert result.exit_code == 2 and "0 ok, 6 failed" in result.output
+    assert "no utterance could be extracted" in result.output
+
+
+def test_without_any_face_found_the_fixed_crop_is_used_and_flagged(tmp_path):
+    from emoprep.media.faces import HaarDetector
+    from emoprep.media.ffmpeg_bin import ffmpeg_exe
+
+    avi = tmp_path / "flat.avi"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", "-f", "lavfi", "-i",
+                    "color=c=gray:s=720x480:r=30000/1001:d=3", "-c:v", "mpeg4", "-vtag", "DIVX", str(avi)], check=True)
+    wav = tmp_path / "utt.wav"
+    sf.write(wav, np.zeros(16_000, np.int16), 16_000, subtype="PCM_16")
+    job = Job("Ses01F_impro01_M000", "Ses01F_impro01", str(avi), str(wav), 0.5, 1.5, "right")
+    record = extract_utterance(job, tmp_path / "work", "haar", HaarDetector())
+    assert record.status == "ok" and record.face_ratio == 0.0 and record.detector == "haar"
+    assert record.warning == "no face found by haar: the fixed crop was used" and record.n_frames == 25
+    assert np.load(tmp_path / "work" / record.frames_path, allow_pickle=False).shape == (25, 96, 96, 3)

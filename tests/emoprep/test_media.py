@@ -135,8 +135,8 @@ def test_half_geometry_scales_a_224_pixel_square_to_96():
     left, right = half_geometry(info, "left"), half_geometry(info, "right")
     assert (left.x, right.x, left.width, left.height) == (0, 360, 360, 480)
     assert (left.scaled_width, left.scaled_height) == (154, 206)  # 360 and 480 x 96/224
-    odd = half_geometry(VideoInfo(721, 480, None), "right")
-    assert (odd.x, odd.width) == (361, 360)
+    odd = half_geometry(VideoInfo(723, 480, None), "right")
+    assert (odd.x, odd.width) == (362, 360)
     tiny = half_geometry(VideoInfo(300, 200, None), "left")  # a half narrower than 224: its width maps to 96
     assert tiny.scaled_width == FACE_SIZE and tiny.scaled_height == 128
     with pytest.raises(ValueError):

@@ -51,7 +51,8 @@ def extract(iemocap: str, work: str, face_detector: str, detector_weights: str |
 
     \b
     Exit status: 0 done; 1 more failures than --max-failures;
-    2 nothing could be done (bad corpus root, no kept utterance, detector unavailable).
+    2 nothing could be done (bad corpus root, no kept utterance, detector
+    unavailable, WORK in use or made with another detector, every utterance failed).
 
     \b
     Examples:
@@ -80,6 +81,8 @@ def extract(iemocap: str, work: str, face_detector: str, detector_weights: str |
         raise NothingDone(str(error)) from None
     for line in summary_lines(summary):
         click.echo(line)
+    if summary.ok == 0:
+        raise NothingDone("no utterance could be extracted: the reasons are in the manifest's error column")
     allowed = failure_limit(max_failures, summary.utterances)
     if summary.failed > allowed:
         raise click.ClickException(

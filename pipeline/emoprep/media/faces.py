@@ -86,22 +86,28 @@ def largest(boxes: Sequence[Box]) -> Box | None:
 # ---------------------------------------------------------------- Haar
 
 class HaarDetector:
-    """OpenCV's frontal-face cascade, made cheap by searching near the last face found.
+    """OpenCV's frontal-face cascade (the `alt2` one), made cheap by searching near the last face found.
 
-    The cascade's cost grows with the number of windows it tries: a full
-    search of a 154x206 half costs about 10 ms. Once a face is found, the next
-    frame is searched only in a square twice the face's size around it,
-    shrunk so the face is about NEAR_FACE pixels, for sizes within
-    [0.8, 1.25] of the last one: well under a millisecond. The full search
-    comes back whenever that window holds no face.
+    A full search of a 154x206 half costs about 8 ms of CPU. Once a face is
+    found, the next frame is searched only in a square 1.5 times the face's
+    size around it, shrunk so the face is about NEAR_FACE pixels, for sizes
+    within [0.75, 1.33] of the last one: about 0.4 ms. The prior is strong
+    there, so 2 overlapping hits suffice (the full search wants 4): on the
+    synthetic corpus the near search then missed 2% of the faces (each miss
+    costs a full search), against a fifth with 4 (measured with `default`).
+    The full search comes back whenever the near one finds nothing. (`alt2`
+    costs what `default` costs on a full search and a third of it on the near
+    one, with the same detections.)
     """
 
     name = "haar"
-    CASCADE = "haarcascade_frontalface_default.xml"
-    MIN_FACE = 20  # pixels, for the full search (the cascade's own window is 24)
-    NEAR_FACE = 32  # pixels: the face's size in the shrunk window of the near search
+    CASCADE = "haarcascade_frontalface_alt2.xml"
+    MIN_FACE = 20  # pixels: the alt2 cascade's own window
     SCALE_FACTOR = 1.15
     MIN_NEIGHBOURS = 4
+    NEAR_FACE = 32  # pixels: the face's size in the shrunk window of the near search
+    NEAR_NEIGHBOURS = 2
+    NEAR_MARGIN = 0.75  # the window reaches this many face sizes from the last centre
 
     def __init__(self) -> None:
         import cv2
@@ -120,7 +126,7 @@ class HaarDetector:
         for frame in frames:
             box = self._near(frame, last) if last is not None else None
             if box is None:
-                box = self._search(frame, 0, 0, 1.0, self.MIN_FACE, 0)
+                box = self._search(frame, 0, 0, 1.0, self.MIN_FACE, 0, self.MIN_NEIGHBOURS)
             found.append(box)
             last = box or last
         return found
@@ -128,14 +134,17 @@ class HaarDetector:
     def _near(self, frame: np.ndarray, last: Box) -> Box | None:
         size = max(last.x1 - last.x0, last.y1 - last.y0)
         cx, cy = last.centre
-        x0, y0 = max(0, round(cx - size)), max(0, round(cy - size))
-        window = frame[y0:round(cy + size), x0:round(cx + size)]
+        reach = self.NEAR_MARGIN * size
+        x0, y0 = max(0, round(cx - reach)), max(0, round(cy - reach))
+        window = frame[y0:round(cy + reach), x0:round(cx + reach)]
         shrink = min(1.0, self.NEAR_FACE / size)
-        if min(window.shape[:2]) * shrink < 0.8 * self.NEAR_FACE:
-            return None  # the window was cut by the frame's edge too much to hold the face
-        return self._search(window, x0, y0, shrink, max(24, int(0.8 * size * shrink)), int(1.25 * size * shrink) + 1)
+        min_size, max_size = max(self.MIN_FACE, int(0.75 * size * shrink)), int(1.33 * size * shrink) + 1
+        if min(window.shape[:2]) * shrink < min_size:
+            return None  # the frame's edge cut the window too much to hold the face
+        return self._search(window, x0, y0, shrink, min_size, max_size, self.NEAR_NEIGHBOURS)
 
-    def _search(self, rgb: np.ndarray, x0: int, y0: int, shrink: float, min_size: int, max_size: int) -> Box | None:
+    def _search(self, rgb: np.ndarray, x0: int, y0: int, shrink: float, min_size: int, max_size: int,
+                neighbours: int) -> Box | None:
         """The largest face in `rgb` shrunk by `shrink`, in the coordinates of the frame `rgb` was cut from."""
         import cv2
 
@@ -143,7 +152,7 @@ class HaarDetector:
         if shrink < 1.0:
             gray = cv2.resize(gray, None, fx=shrink, fy=shrink, interpolation=cv2.INTER_AREA)
         rects = self._cascade.detectMultiScale(
-            gray, scaleFactor=self.SCALE_FACTOR, minNeighbors=self.MIN_NEIGHBOURS,
+            gray, scaleFactor=self.SCALE_FACTOR, minNeighbors=neighbours,
             minSize=(min_size, min_size), maxSize=(max_size, max_size),
         )
         return largest([

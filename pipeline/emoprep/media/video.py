@@ -2,8 +2,10 @@
 
 One ffmpeg process per utterance does the seeking (`-ss` before `-i`, frame
 exact for these AVIs), the cut to the speaker's half, the resampling to 25 fps
-and an area downscale, so Python only ever sees small RGB frames. The
-downscale is chosen so that a CROP_SIDE (224) pixel square of the source
+and an area downscale, so Python only ever sees small frames. They come as
+4:2:0 YUV and OpenCV turns them into RGB: converting inside ffmpeg's scaler
+cost about twice as much as the scaling alone (measured on the synthetic
+corpus; benchmarks/extract.py). The downscale is chosen so that a CROP_SIDE (224) pixel square of the source
 becomes exactly FACE_SIZE (96) pixels: cutting a 96-pixel square out of the
 scaled half is then a 224-pixel crop downsampled with the area filter, and
 the same frames serve the face detector (faces of about 100 source pixels
@@ -22,6 +24,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+import cv2
 import ffmpeg
 import numpy as np
 
@@ -32,7 +35,7 @@ FPS = 25
 CROP_SIDE = 224  # the face crop in source pixels (the seed paper's)
 FACE_SIZE = 96  # ... and in the output
 # Decode this much past the window so the fps filter has the source frame it needs for the last output frame.
-_TAIL_SECONDS = 0.2
+_TAIL_SECONDS = 0.1
 
 
 class VideoError(BadInput):
@@ -63,20 +66,25 @@ class HalfGeometry:
 
 
 def half_geometry(info: VideoInfo, side: str) -> HalfGeometry:
-    """The left or right half of the frame (the right one takes the odd column, if any)."""
+    """The left or right half of the frame, on even columns (an odd width loses its last column)."""
     if side not in ("left", "right"):
         raise ValueError(f"speaker side must be 'left' or 'right', not {side!r}")
-    width = info.width // 2
+    width = info.width // 2 & ~1  # even: 4:2:0 chroma cannot be cut at an odd column
     # A half smaller than 224 pixels gets the largest square that fits, still shown at 96 pixels.
     side_px = min(CROP_SIDE, width, info.height)
     scale = FACE_SIZE / side_px
     return HalfGeometry(
-        x=0 if side == "left" else info.width - width,
+        x=0 if side == "left" else (info.width - width) & ~1,
         width=width,
         height=info.height,
-        scaled_width=max(FACE_SIZE, round(width * scale)),
-        scaled_height=max(FACE_SIZE, round(info.height * scale)),
+        scaled_width=_even(max(FACE_SIZE, width * scale)),
+        scaled_height=_even(max(FACE_SIZE, info.height * scale)),
     )
+
+
+def _even(pixels: float) -> int:
+    """The nearest even size: 4:2:0 frames (what ffmpeg hands over) need even sides."""
+    return 2 * round(pixels / 2)
 
 
 def frames_in_window(seconds: float) -> int:
@@ -131,10 +139,12 @@ def read_window(path: str, start: float, seconds: float, half: HalfGeometry) -> 
         .video.filter("crop", half.width, half.height, half.x, 0)
         .filter("fps", FPS)
         .filter("scale", half.scaled_width, half.scaled_height, flags="area")
-        .output("pipe:", format="rawvideo", pix_fmt="rgb24", vframes=wanted, threads=1)
+        .output("pipe:", format="rawvideo", pix_fmt="yuv420p", vframes=wanted, threads=1)
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
     )
     frames = np.empty((wanted, half.scaled_height, half.scaled_width, 3), np.uint8)
+    # One 4:2:0 frame: the Y plane, then U and V at half size, as OpenCV's I420 layout wants it.
+    yuv = np.empty((half.scaled_height * 3 // 2, half.scaled_width), np.uint8)
     # stderr goes to a file: a pipe nobody reads could fill up and stall ffmpeg on a damaged input.
     with tempfile.TemporaryFile() as errors:
         process = subprocess.Popen(
@@ -143,7 +153,8 @@ def read_window(path: str, start: float, seconds: float, half: HalfGeometry) -> 
         )
         count = 0
         with process.stdout:
-            while count < wanted and _read_exactly(process.stdout, memoryview(frames[count]).cast("B")):
+            while count < wanted and _read_exactly(process.stdout, memoryview(yuv).cast("B")):
+                cv2.cvtColor(yuv, cv2.COLOR_YUV2RGB_I420, dst=frames[count])
                 count += 1
             process.stdout.read()  # anything beyond the frames asked for: let ffmpeg finish
         returncode = process.wait()
