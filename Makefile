@@ -17,9 +17,15 @@ install: $(BIN)/emoprep
 test: install
 	$(BIN)/python -m pytest -q tests
 
+# synth -> labels -> extract -> shard -> verify -> inspect -> fit -> evaluate -> experiment.
+# Every step resumes or reuses what an earlier run finished, so a second `make demo` is quick.
 demo: install
 	$(BIN)/emoprep synth --out $(DATA)/synth
 	$(BIN)/emoprep labels --iemocap $(DATA)/synth --out $(DATA)/labels.parquet
+	$(BIN)/emoprep extract --iemocap $(DATA)/synth --out $(DATA)/work --face-detector haar
+	$(BIN)/emoprep shard --work $(DATA)/work --out $(DATA)/shards
+	$(BIN)/emoprep verify $(DATA)/shards
+	$(BIN)/emoprep inspect $(DATA)/shards --out $(DATA)/contact-sheet.png
 
 clean-demo:
 	rm -rf $(DATA)

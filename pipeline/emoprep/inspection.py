@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from emoprep.atomic import atomic_path
 from emoprep.shard import EMOTIONS, FRAME_SIZE, GENDERS, MEMBERS, PARTS, SAMPLE_RATE
@@ -113,6 +112,9 @@ def _opened(root: Path, shard: str) -> Iterator[tarfile.TarFile]:
 def contact_sheet(root: Path, out: Path, split: str | None = None, per_class: int = 6) -> dict[str, int]:
     """Write the contact sheet PNG to `out` (atomically); returns samples shown per class."""
     picked = pick(candidates(root, select_shards(root, split)), per_class)
+    # Imported here: every extract worker imports the CLI, and matplotlib costs it ~1.6 s.
+    from matplotlib.figure import Figure
+
     figure = Figure(figsize=(1.6 * per_class + 0.6, 2.3 * len(EMOTIONS) + 0.5), dpi=110)
     grid = figure.add_gridspec(2 * len(EMOTIONS), per_class, height_ratios=[3, 1] * len(EMOTIONS),
                                left=0.06, right=0.99, top=0.93, bottom=0.01, hspace=0.45, wspace=0.08)

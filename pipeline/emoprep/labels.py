@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import random
 from collections import Counter
 from collections.abc import Sequence
@@ -22,6 +21,8 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+
+from emoprep.atomic import atomic_path
 
 from emoprep.corpus.iemocap import KEPT_EMOTIONS, Corpus, Utterance
 
@@ -154,13 +155,8 @@ def policy_of(table: pa.Table) -> LabelPolicy:
 def write_labels(table: pa.Table, path: str | Path) -> Path:
     """Write the table as Parquet atomically: a temporary file beside it, then os.replace."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
+    with atomic_path(path) as temporary:
         pq.write_table(table, temporary)
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
     return path
 
 
