@@ -66,7 +66,6 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "static_weights", tuple(float(w) for w in self.static_weights))
-        object.__setattr__(self, "select", self.select.removeprefix("val_"))
         choices = {"modality": MODALITIES, "weighting": WEIGHTINGS, "model": MODEL_NAMES,
                    "audio_conv": AUDIO_CONVS, "device": DEVICES, "select": tuple(SELECTABLE)}
         for name, allowed in choices.items():

@@ -106,9 +106,6 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
         on_error = "raise" if cfg.strict else "skip"
         pin = device.type == "cuda"
         n_batches = batches_per_rank(train_part, cfg.batch_size, world_size)
-        if is_main and not resume:
-            run.mkdir(parents=True, exist_ok=True)
-            write_run_config(run, cfg)
 
         # --- model (new or resumed) and optimizer ------------------------------------------------------
         seed_everything(cfg.seed)  # the same initial weights on every rank
@@ -128,6 +125,9 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
                 echo(f"resuming {run} after epoch {start_epoch} of {cfg.epochs}")
         if rank:
             seed_everything(cfg.seed * 1000 + rank)  # distinct dropout per rank
+        if is_main and not resume:  # only now: a bad split or model option leaves no run folder behind
+            run.mkdir(parents=True, exist_ok=True)
+            write_run_config(run, cfg)
 
         # --- wrap: DDP over model + weighting, so every learnable weight's gradient is all-reduced ---
         step_module = objective

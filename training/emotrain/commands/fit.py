@@ -24,6 +24,13 @@ def parse_weights(ctx: click.Context, param: click.Parameter, value: str) -> tup
     return emotion, gender
 
 
+def parse_select(ctx: click.Context, param: click.Parameter, value: str) -> str:
+    metric = value.removeprefix("val_")
+    if metric not in SELECTABLE:
+        raise click.BadParameter(f"{value!r} is not one of {', '.join(SELECTABLE)}")
+    return metric
+
+
 @click.command()
 @click.option("--shards", required=True, type=click.Path(exists=True, file_okay=False),
               help="Folder written by `emoprep shard` (splits.json and the tars).")
@@ -53,9 +60,9 @@ def parse_weights(ctx: click.Context, param: click.Parameter, value: str) -> tup
 @click.option("--workers", type=click.IntRange(0), default=DEFAULTS["workers"], show_default=True,
               help="Data loader processes per training process.")
 @click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True)
-@click.option("--select", type=click.Choice([*SELECTABLE, *(f"val_{m}" for m in SELECTABLE)]),
-              default=DEFAULTS["select"], show_default=True,
-              help="Validation metric that picks best.pt (losses: lower is better; others: higher).")
+@click.option("--select", default=DEFAULTS["select"], show_default=True, callback=parse_select,
+              help=f"Validation metric that picks best.pt, one of {', '.join(SELECTABLE)} (a val_ prefix is "
+                   "accepted; losses: lower is better, the others: higher).")
 @click.option("--shuffle-buffer", type=click.IntRange(1), default=DEFAULTS["shuffle_buffer"], show_default=True,
               help="Samples in the shuffle buffer (raw, ~0.5 MB each) per loader process.")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
