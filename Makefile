@@ -3,6 +3,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 DATA ?= data
+# The small CPU twin of the paper's network, sized for 2 cores (see README, "make demo").
+DEMO_TRAIN ?= --model small --epochs 8 --lr 3e-3 --lr-step 100 --batch-size 4 --workers 1
 
 .PHONY: demo test install clean-demo
 
@@ -26,6 +28,10 @@ demo: install
 	$(BIN)/emoprep shard --work $(DATA)/work --out $(DATA)/shards
 	$(BIN)/emoprep verify $(DATA)/shards
 	$(BIN)/emoprep inspect $(DATA)/shards --out $(DATA)/contact-sheet.png
+	test -f $(DATA)/runs/mm-dynamic/last.pt || $(BIN)/emotrain fit --shards $(DATA)/shards --split paper \
+		--out $(DATA)/runs/mm-dynamic $(DEMO_TRAIN)
+	$(BIN)/emotrain evaluate --run $(DATA)/runs/mm-dynamic --split paper --part test
+	$(BIN)/emotrain experiment --shards $(DATA)/shards --out $(DATA)/runs/table1 $(DEMO_TRAIN)
 
 clean-demo:
 	rm -rf $(DATA)
