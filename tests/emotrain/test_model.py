@@ -104,6 +104,18 @@ def test_padding_invariance(name, audio_conv):
     torch.testing.assert_close(gender[1:], alone_gender, atol=1e-5, rtol=0)
 
 
+def test_small_audio_step_pool_is_the_peak_per_step():
+    """"max" step pooling keeps, per 40 ms step and channel group, the peak of the paper layout's 320 positions."""
+    flat = build_model(ModelConfig(name="small", modality="a", audio_step_pool="flatten")).eval()
+    peak = build_model(ModelConfig(name="small", modality="a")).eval()
+    peak.audio.load_state_dict(flat.audio.state_dict())  # same convolutions; the LSTMs differ in input size
+    audio, _, lengths = _batch(2, 3, [3, 2], seed=4)
+    with torch.no_grad():
+        positions = flat.audio(audio, lengths).view(2, 3, -1, peak.config.audio_features)  # (B, steps, 320, groups)
+        torch.testing.assert_close(peak.audio(audio, lengths), positions.amax(dim=2))
+    assert peak.config.audio_step_pool == "max" and ModelConfig().audio_step_pool == "flatten"
+
+
 def test_padding_content_is_ignored():
     """Whatever lies past a sample's valid steps (audio or frames) does not reach its outputs."""
     model = build_model(ModelConfig(name="small")).eval()
@@ -205,6 +217,7 @@ def test_config_presets_overrides_and_round_trip():
         ({"modality": "av+text"}, "modality must be one of"),
         ({"audio_conv": "winograd"}, "audio_conv must be one of"),
         ({"audio_channel_pool": 3}, "must divide audio_channels"),
+        ({"audio_step_pool": "mean"}, "audio_step_pool must be one of"),
         ({"lstm_hidden": 0}, "lstm_hidden must be a positive integer"),
         ({"lstm_layers": 1.5}, "lstm_layers must be a positive integer"),
         ({"dropout": 1.0}, "dropout must be a number in"),
