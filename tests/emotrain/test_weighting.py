@@ -135,7 +135,7 @@ def test_dwa_equal_for_two_epochs_then_softmax_of_ratios():
 
 def test_dwa_end_epoch_rejects_bad_losses():
     weighting = DWAWeighting()
-    with pytest.raises(ValueError, match="mean losses for exactly"):
+    with pytest.raises(ValueError, match="mean losses must be a dict with exactly the keys"):
         weighting.end_epoch({"emotion": 1.0})
     with pytest.raises(ValueError, match="finite positive"):
         weighting.end_epoch({"emotion": 0.0, "gender": 1.0})

@@ -17,6 +17,8 @@ frequency bin, independent of k.
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -24,21 +26,23 @@ from torch import Tensor, nn
 CONV_MODES = ("direct", "fft", "auto")
 
 # The smallest kernel for which "auto" takes the FFT path on CUDA. A projection, not
-# a measurement (no GPU was available when this was written): direct convolution
-# costs ~2*in*out*k FLOP per output position on tensor cores, the FFT path ~in*out*8
-# FLOP per position plus O(log n) per channel, memory bound. At the paper's 40
-# channels the two cross well below k=256 on paper; 256 keeps short kernels
-# (k=80 and the small model's) on cuDNN, where they are cheap anyway.
-# Re-measure with benchmarks/audio_conv.py --device cuda and move this if needed.
+# a measurement (no GPU was available when this was written). On an H100 (bf16,
+# 40% of peak) a 40 -> 40 direct convolution over a batch of 32 x 6 s costs about
+# 37 us per kernel tap, forward + backward: ~150 ms at k=4000. The FFT path does not
+# grow with k; it is bandwidth bound at a few ms (the 40x40 weight spectra, ~0.3 GB,
+# pass through memory about 8 times). They cross near k=100; 256 leaves a margin
+# for cuDNN's better kernels at small k and for short utterances.
+# Re-measure with benchmarks/audio_conv.py --device cuda --kernel K and move this if needed.
 CUDA_FFT_MIN_KERNEL = 256
 
 
 def choose_conv_mode(device: torch.device, kernel_size: int) -> str:
     """Decide "direct" or "fft" for mode "auto".
 
-    CPU: always "fft". Measured on 2 cores (benchmarks/audio_conv.py): at k=4000 the
-    FFT path is many times faster forward and backward, and even at k=80 it is not
-    slower than oneDNN's direct convolution once the input is long.
+    CPU: always "fft". Measured on 2 cores (forward + backward, batch 2-4 of 6 s):
+    8 -> 8 channels at k=100 and k=400, FFT 9x and 16x faster; 40 -> 40 at k=4000,
+    over 100x (benchmarks/audio_conv.py). Only near k=80 with 40 channels are the
+    two about even, and below that the layer is cheap either way.
     CUDA (and anything else): "fft" for kernel_size >= CUDA_FFT_MIN_KERNEL, else
     "direct" (a projection; see CUDA_FFT_MIN_KERNEL).
     """
@@ -135,7 +139,10 @@ def fft_conv1d_same(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     # The kernel itself must fit too (an input shorter than half the kernel).
     n_fft = next_fast_len(max(x.shape[-1] + right, kernel_size))
     dtype = torch.float64 if x.dtype == torch.float64 else torch.float32
-    with torch.autocast(device_type=x.device.type, enabled=False):
+    device_type = x.device.type
+    # (meta tensors, used to count FLOPs and memory, have no autocast)
+    no_autocast = torch.autocast(device_type, enabled=False) if torch.amp.is_autocast_available(device_type) else nullcontext()
+    with no_autocast:
         y = _FFTConv1dSame.apply(x.to(dtype), weight.to(dtype), n_fft)
         if bias is not None:
             y = y + bias.to(dtype)[:, None]

@@ -36,10 +36,14 @@ TASKS = ("emotion", "gender")
 WEIGHTINGS = ("static", "dynamic", "uncertainty", "dwa")
 
 
+def _check_tasks(mapping: object, what: str) -> None:
+    if not isinstance(mapping, dict) or set(mapping) != set(TASKS):
+        found = sorted(mapping) if isinstance(mapping, dict) else type(mapping).__name__
+        raise ValueError(f"{what} must be a dict with exactly the keys {TASKS}, got {found}")
+
+
 def _stack(losses: dict[str, Tensor]) -> Tensor:
-    if not isinstance(losses, dict) or set(losses) != set(TASKS):
-        found = sorted(losses) if isinstance(losses, dict) else type(losses).__name__
-        raise ValueError(f"losses must be a dict with exactly the keys {TASKS}, got {found}")
+    _check_tasks(losses, "losses")
     for task in TASKS:
         if losses[task].dim() != 0:
             raise ValueError(f"loss {task!r} must be a scalar (the batch mean), got shape {tuple(losses[task].shape)}")
@@ -158,9 +162,7 @@ class DWAWeighting(LossWeighting):
         return (self.scaled_weights().to(stacked.device) * stacked).sum()
 
     def end_epoch(self, mean_losses: dict[str, float]) -> None:
-        if not isinstance(mean_losses, dict) or set(mean_losses) != set(TASKS):
-            found = sorted(mean_losses) if isinstance(mean_losses, dict) else type(mean_losses).__name__
-            raise ValueError(f"dwa end_epoch needs mean losses for exactly {TASKS}, got {found}")
+        _check_tasks(mean_losses, "dwa end_epoch's mean losses")
         values = [float(mean_losses[task]) for task in TASKS]
         if not all(math.isfinite(v) and v > 0 for v in values):
             raise ValueError(f"dwa end_epoch needs finite positive mean losses (ratios of them are taken), got {dict(zip(TASKS, values))}")
