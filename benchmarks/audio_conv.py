@@ -23,7 +23,6 @@ other jobs share the cores), speedup = direct_s / fft_s, max_rel_err.
 from __future__ import annotations
 
 import argparse
-import json
 import platform
 import resource
 import sys
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import torch
 
+from report import write_json  # benchmarks/report.py: run as scripts, beside it
 from emotrain.fftconv import LongConv1d, next_fast_len, same_padding
 
 
@@ -164,9 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"speedup {figures['speedup']}x (cpu {figures['cpu_speedup']}x), max relative error {figures['max_rel_err']} "
           f"(autograd variant {figures['autograd_max_rel_err']}), "
           f"direct work {figures['direct_gflop']} GFLOP forward + backward")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(args.json, figures)
     return 0
 
 

@@ -26,7 +26,6 @@ Figures (per detector):
 from __future__ import annotations
 
 import argparse
-import json
 import resource
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+from report import write_json  # benchmarks/report.py: run as scripts, beside it
 from emoprep.corpus.iemocap import read_corpus
 from emoprep.extract import MAX_SECONDS, ExtractOptions, run_extract
 from emoprep.labels import LabelPolicy, assign_labels
@@ -158,9 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     print("  ".join(h.rjust(w) for h, w in zip(TABLE, widths)))
     for run in runs:
         print("  ".join(str(run[h]).rjust(w) for h, w in zip(TABLE, widths)))
-    if args.json is not None:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({**runs[0], "runs": runs}, indent=1) + "\n")
+    write_json(args.json, {**runs[0], "runs": runs}, indent=1)
     return 0
 
 

@@ -36,6 +36,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.emoprep.work_factory
 
+from report import write_json  # benchmarks/report.py: run as scripts, beside it
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 from emoprep.shard import JPEG_QUALITY, JPEG_SUBSAMPLING, encode_frames, plan_shard_set, write_shards
 
@@ -280,12 +281,10 @@ def main() -> None:
           f"{shard_info['bytes_per_sample'] / 1e3:,.0f} kB/sample, page cache warm")
     print(table(reading, [("reader", "reader", "s"), ("samples_per_s", "samples/s", ",.1f"),
                           ("mb_per_s", "MB/s", ",.0f"), ("vs_floor", "x floor", ".3f")]))
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps({
-            "input": str(args.work) if args.work else "synthetic", "clip_frames": frames,
-            "encodings": encodings, "jpeg_quality_sweep": sweep, "shards": shard_info, "reading": reading,
-        }, indent=2) + "\n")
+    write_json(args.json, {
+        "input": str(args.work) if args.work else "synthetic", "clip_frames": frames,
+        "encodings": encodings, "jpeg_quality_sweep": sweep, "shards": shard_info, "reading": reading,
+    })
 
 
 if __name__ == "__main__":

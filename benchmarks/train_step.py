@@ -42,6 +42,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode
 
+from report import write_json  # benchmarks/report.py: run as scripts, beside it
 from emotrain.data import collate, decode_sample
 from emotrain.fftconv import next_fast_len, same_padding
 from emotrain.model import FRAME_SIZE, SAMPLE_RATE, SAMPLES_PER_STEP, ModelConfig, build_model
@@ -278,9 +279,7 @@ def main(argv: list[str] | None = None) -> int:
     print("per sample:", ", ".join(f"{k} {v}" for k, v in figures["per_sample"].items()), f"({figures['per_sample_units']})")
     print("H100 projection:", ", ".join(f"{k} {v}" for k, v in figures["h100_projection"].items()))
     print("  assuming", figures["h100_assumptions"])
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(figures, indent=2) + "\n")
+    write_json(args.json, figures)
     return 0
 
 
