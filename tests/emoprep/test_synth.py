@@ -204,6 +204,16 @@ def test_released_label_is_the_external_majority_and_emotion_agrees():
             assert u.emotion == u.released_label
 
 
+def test_every_dialog_is_drawn_afresh():
+    # Names that share their first 8 characters (Ses02M_impro01a, Ses02M_impro02) once shared a
+    # seed, so the same utterances turned up in train and test under different names.
+    dialogs = plan_corpus(SynthParams(sessions=2, dialogs_per_session=4, utterances_per_dialog=6))
+    assert len({d.name[:8] for d in dialogs}) < len(dialogs)
+    faces = [u.face for d in dialogs for u in d.utterances]
+    voices = [u.voice.seed for d in dialogs for u in d.utterances]
+    assert len(set(faces)) == len(faces) and len(set(voices)) == len(voices)
+
+
 def test_params_are_checked():
     for bad in ({"sessions": 0}, {"sessions": 6}, {"dialogs_per_session": 0}, {"utterances_per_dialog": 3}):
         with pytest.raises(ValueError, match=next(iter(bad))):

@@ -7,6 +7,7 @@ comes out the same whatever order or thread it is written in.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter
 from dataclasses import dataclass
 
@@ -158,8 +159,12 @@ class SynthParams:
 
 
 def _dialog_key(name: str) -> int:
-    """A stable integer for a dialog name (numpy seeds take ints, and hash() is salted per process)."""
-    return int.from_bytes(name.encode(), "little") % (2**63)
+    """A stable integer for a dialog name (numpy seeds take ints, and hash() is salted per process).
+
+    A digest, not the name's bytes: those kept only the first 8 characters, so dialogs such
+    as Ses02M_impro01a and Ses02M_impro02 got the same seed and identical utterances.
+    """
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
 
 
 def dialog_names(session: int, count: int) -> list[tuple[str, bool]]:
