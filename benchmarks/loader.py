@@ -1,0 +1,249 @@
+"""emotrain's loader on real shards against reading their tar bytes, and the loader workers a GPU needs.
+
+On one part of one split of a shard folder (from `emoprep shard`), page cache warm, one thread
+per process (OMP_NUM_THREADS=1, torch.set_num_threads(1); DataLoader workers set the same):
+
+  floor         every member of the part's tar files read as bytes (tarfile), nothing decoded, one core
+  workers 0     emotrain.data.eval_loader in this process: tar reading, decoding (json, FLAC, stacked
+                JPEG) and collating into padded Batches, i.e. what one loader worker does on one core
+  workers 1, 2  the same loader with that many DataLoader worker processes; every batch is copied into
+                shared memory to cross to this process. On a 2-core machine, 2 workers and this consumer
+                share 2 cores
+
+for each modality (av, a, v). train_loader runs the same stages (tar reading, decoding, batching)
+behind resampled shards and a shuffle buffer of raw bytes; it is not timed here because its
+resampled stream is a different mix of utterances than the tar files the floor reads.
+
+Every figure is samples/s, the best of --repeats passes taken round robin; each pass reads the
+part's shards k times, k chosen from an untimed warm-up pass so that a pass at workers 0 takes
+at least --min-seconds (worker start-up is then a small share of it).
+
+Workers needed = ceil(GPU samples/s / samples/s of one worker), for the projected H100 step
+(--gpu-samples-per-s; else benchmarks/results/train_step.json's h100_projection; else the
+projection in benchmarks/README.md: batch 32, 4 ms a step with the FFT convolution, 14 ms
+direct), with one worker's rate taken in process (workers 0) and as a DataLoader worker
+(workers 1: the shared-memory copy included). The projection is for samples of 6 s; the
+loader's cost grows with the utterance's length, so the count is also given with the
+measured rates scaled to that length.
+
+    .venv/bin/python benchmarks/loader.py --json benchmarks/results/loader.json
+    .venv/bin/python benchmarks/loader.py --shards shards --split paper --part train --modalities av,a
+    .venv/bin/python benchmarks/loader.py --gpu-samples-per-s 8000 --repeats 5
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import sys
+import tarfile
+from collections.abc import Callable
+from dataclasses import replace
+from pathlib import Path
+
+os.environ["OMP_NUM_THREADS"] = "1"  # per-core figures; set before torch is imported
+
+import torch
+
+from report import write_json  # benchmarks/report.py: run as scripts, beside it
+from shard_read import best_times, read_tar_members, table
+from emotrain.data import MAX_STEPS, MODALITIES, SAMPLE_RATE, Part, ShardsError, eval_loader, read_part
+from emotrain.model import SAMPLES_PER_STEP
+
+WORKERS = (0, 1, 2)
+TRAIN_STEP_JSON = Path(__file__).resolve().parent / "results" / "train_step.json"
+# benchmarks/README.md's projection for one H100, used when train_step.json has not been written:
+# batch 32 of 6 s samples, about 4 ms a step with the FFT long convolution and 14 ms direct.
+README_BATCH = 32
+README_STEP_SECONDS = {"fft": 0.004, "direct": 0.014}
+STEP_KEY = re.compile(r"h100_(?:(\w+)_)?step_s")  # train_step.py: h100_fft_step_s, h100_direct_step_s, h100_step_s
+
+
+def repeated(part: Part, times: int) -> Part:
+    """The part with its shard list `times` over: a longer stream of the same tar bytes."""
+    return replace(part, shards=part.shards * times, samples=part.samples * times)
+
+
+def loader_pass(part: Part, modality: str, batch: int, workers: int) -> int:
+    """Samples in one pass of emotrain's loader over `part`; a skipped sample stops the benchmark."""
+    samples = 0
+    for b in eval_loader(part, modality=modality, batch_size=batch, workers=workers):
+        if b.skipped:
+            raise SystemExit(f"the loader skipped samples ({b.skipped[0]}): check the shards with `emoprep verify`")
+        samples += b.size
+    return samples
+
+
+def passes_for(samples_per_s: float, samples: int, min_seconds: float) -> int:
+    return max(1, math.ceil(min_seconds * samples_per_s / samples))
+
+
+def timed_once(function: Callable[[], object]) -> float:
+    return best_times({"once": function}, 1)["once"]
+
+
+def measure(part: Part, modalities: list[str], batch: int, repeats: int, min_seconds: float) -> dict[str, dict]:
+    """Samples/s of the floor ("floor") and of the loader ("av 0": modality av, workers 0), and passes (k)."""
+    # Untimed warm-up passes: the page cache, imports and first calls; they also size the timed passes.
+    floor_rate = part.samples / timed_once(lambda: read_tar_members(list(part.shards)))
+    passes = {"floor": passes_for(floor_rate, part.samples, min_seconds / 4)}  # it needs no start-up to amortise
+    for modality in modalities:
+        samples = 0
+
+        def warm_up() -> None:
+            nonlocal samples
+            samples = loader_pass(part, modality, batch, 0)
+
+        rate = part.samples / timed_once(warm_up)
+        if samples != part.samples:
+            raise SystemExit(f"the loader read {samples} samples of {part.split!r} {part.name!r}, splits.json says "
+                             f"{part.samples}; check the shards with `emoprep verify`")
+        passes[modality] = passes_for(rate, part.samples, min_seconds)
+
+    floor_urls = list(part.shards) * passes["floor"]
+    runs: dict[str, Callable[[], int]] = {"floor": lambda: read_tar_members(floor_urls)}
+    for modality in modalities:
+        stream = repeated(part, passes[modality])
+        for workers in WORKERS:
+            runs[f"{modality} {workers}"] = lambda s=stream, m=modality, w=workers: loader_pass(s, m, batch, w)
+    print(f"timing {len(runs)} runs, best of {repeats} ...", file=sys.stderr)
+    seconds = best_times(runs, repeats)
+    samples = {name: part.samples * passes[name.split()[0]] for name in runs}
+    return {"samples_per_s": {name: samples[name] / seconds[name] for name in runs}, "passes": passes}
+
+
+def workers_needed(per_worker: dict[str, float], gpu: dict, length_scale: float) -> dict[str, int]:
+    """Loader workers to keep up with each projected GPU rate, for each per-worker rate (and scaled to its length)."""
+    needed = {}
+    for label, target in gpu["samples_per_s"].items():
+        for basis, rate in per_worker.items():
+            needed[f"{label}_{basis}"] = math.ceil(target / rate)
+            needed[f"{label}_{basis}_at_{gpu['sample_s']:g}_s"] = math.ceil(target / (rate * length_scale))
+    return needed
+
+
+def part_profile(part: Part) -> dict:
+    """Tar bytes and mean utterance length of the part, from its files and json members."""
+    seconds = []
+    for url in part.shards:
+        with tarfile.open(url) as tar:
+            seconds += [json.loads(tar.extractfile(info).read())["n_samples"] / SAMPLE_RATE
+                        for info in tar if info.name.endswith(".json")]
+    return {"bytes": sum(Path(url).stat().st_size for url in part.shards),
+            "mean_utterance_s": sum(seconds) / len(seconds), "longest_utterance_s": max(seconds)}
+
+
+def gpu_projection(given: float | None, sample_seconds: float, train_step_json: Path) -> dict:
+    """Projected GPU samples/s by label, the projection's seconds per sample, and where they came from."""
+    if given is not None:
+        return {"samples_per_s": {"given": given}, "sample_s": sample_seconds, "source": "--gpu-samples-per-s"}
+    if train_step_json.is_file():
+        figures = json.loads(train_step_json.read_text())
+        projection = figures.get("h100_projection", {})
+        # train_step.py states its H100 batch only in h100_assumptions ("32 samples a step; ...").
+        stated = re.match(r"(\d+) samples a step", figures.get("h100_assumptions", ""))
+        batch = figures.get("h100_batch") or (int(stated.group(1)) if stated else None)
+        steps = {match.group(1) or "step": seconds for key, seconds in projection.items()
+                 if (match := STEP_KEY.fullmatch(key))}
+        if batch and steps:
+            return {"samples_per_s": {label: batch / s for label, s in steps.items()},
+                    "sample_s": figures.get("steps", MAX_STEPS) * SAMPLES_PER_STEP / SAMPLE_RATE,
+                    "source": f"{train_step_json} (H100, batch {batch})"}
+        print(f"{train_step_json}: no H100 step time and batch in it; using the README's projection", file=sys.stderr)
+    return {"samples_per_s": {label: README_BATCH / s for label, s in README_STEP_SECONDS.items()},
+            "sample_s": MAX_STEPS * SAMPLES_PER_STEP / SAMPLE_RATE,
+            "source": f"benchmarks/README.md's projection (H100, batch {README_BATCH}: "
+                      + ", ".join(f"{label} {s * 1e3:.0f} ms a step" for label, s in README_STEP_SECONDS.items()) + ")"}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shards", type=Path, default=Path("data/shards"), help="a folder from `emoprep shard`")
+    parser.add_argument("--split", default="paper")
+    parser.add_argument("--part", default="train", choices=("train", "val", "test"))
+    parser.add_argument("--modalities", default=",".join(MODALITIES), help="comma-separated (default av,a,v)")
+    parser.add_argument("--batch", type=int, default=32, help="batch size of the loader (default 32, the projection's)")
+    parser.add_argument("--repeats", type=int, default=3, help="timings are the best of this many passes")
+    parser.add_argument("--min-seconds", type=float, default=2.0, help="least length of a pass at workers 0")
+    parser.add_argument("--gpu-samples-per-s", type=float, help="GPU training throughput to feed (default: projected)")
+    parser.add_argument("--gpu-sample-seconds", type=float, default=MAX_STEPS * SAMPLES_PER_STEP / SAMPLE_RATE,
+                        help="utterance length that --gpu-samples-per-s is for (default 6)")
+    parser.add_argument("--train-step-json", type=Path, default=TRAIN_STEP_JSON,
+                        help="train_step.py's --json, read for the projection when present")
+    parser.add_argument("--json", type=Path, help="also write the figures here")
+    args = parser.parse_args(argv)
+    modalities = [m for m in args.modalities.split(",") if m]
+    if unknown := set(modalities) - set(MODALITIES):
+        parser.error(f"--modalities: unknown {', '.join(sorted(unknown))}; choose from {', '.join(MODALITIES)}")
+    torch.set_num_threads(1)
+
+    try:
+        part = read_part(args.shards, args.split, args.part)
+    except ShardsError as exn:
+        hint = ("" if (args.shards / "splits.json").is_file() else
+                "\nMake shards first: `make demo` (writes data/shards), or `emoprep synth`, `emoprep extract` "
+                "and `emoprep shard --work WORK --out SHARDS`, then pass --shards SHARDS.")
+        print(f"{exn}{hint}", file=sys.stderr)
+        return 2
+    profile = part_profile(part)
+    measured = measure(part, modalities, args.batch, args.repeats, args.min_seconds)
+    rate, passes = measured["samples_per_s"], measured["passes"]
+    floor = rate["floor"]
+    bytes_per_sample = profile["bytes"] / part.samples
+    gpu = gpu_projection(args.gpu_samples_per_s, args.gpu_sample_seconds, args.train_step_json)
+    # Decoding cost grows with the utterance (FLAC samples, JPEG frames): a worker's rate on samples
+    # of the projection's length, scaled from these; per-sample overheads make this conservative.
+    length_scale = profile["mean_utterance_s"] / gpu["sample_s"]
+    per_modality = {m: {
+        **{f"workers_{w}_samples_per_s": rate[f"{m} {w}"] for w in WORKERS},
+        "fraction_of_floor": rate[f"{m} 0"] / floor,
+        "mb_per_s": rate[f"{m} 0"] * bytes_per_sample / 1e6,
+        "passes": passes[m],
+    } for m in modalities}
+    needed = {m: workers_needed({"workers_0_rate": rate[f"{m} 0"], "workers_1_rate": rate[f"{m} 1"]}, gpu, length_scale)
+              for m in modalities}
+
+    print(f"Shards: {args.shards}, split {args.split!r} part {args.part!r}: {part.samples} samples in "
+          f"{len(part.shards)} shards, {bytes_per_sample / 1e3:,.0f} kB/sample, utterances of "
+          f"{profile['mean_utterance_s']:.2f} s on average (longest {profile['longest_utterance_s']:.2f} s); "
+          f"batch {args.batch}; one thread per process, {os.cpu_count()} cores; page cache warm; "
+          f"best of {args.repeats}; k = passes over the part's shards in a timed run\n")
+    rows = [{"reader": "tar bytes only (floor)", "w0": floor, "w1": None, "w2": None, "fraction": 1.0,
+             "mb": floor * bytes_per_sample / 1e6, "passes": passes["floor"]}]
+    rows += [{"reader": f"emotrain loader, {m}", "w0": f["workers_0_samples_per_s"], "w1": f["workers_1_samples_per_s"],
+              "w2": f["workers_2_samples_per_s"], "fraction": f["fraction_of_floor"], "mb": f["mb_per_s"],
+              "passes": f["passes"]} for m, f in per_modality.items()]
+    print(table(rows, [("reader", "reader", "s"), ("w0", "workers 0 samples/s", ",.1f"), ("w1", "workers 1", ",.1f"),
+                       ("w2", "workers 2", ",.1f"), ("fraction", "w0 x floor", ".4f"), ("mb", "w0 MB/s", ",.1f"),
+                       ("passes", "k", "d")]))
+    print(f"\nLoader workers (a core each) to feed {gpu['source']};\nper worker: the workers 0 or workers 1 rate, "
+          f"as measured on these {profile['mean_utterance_s']:.2f} s utterances and scaled to {gpu['sample_s']:g} s ones")
+    lengths = {"": "", f"_at_{gpu['sample_s']:g}_s": f" at {gpu['sample_s']:g} s"}  # key suffix: header suffix
+    columns = [("modality", "modality", "s"), ("basis", "per worker", "s")] + [
+        (f"{label}{suffix}", f"{label} {target:,.0f}/s{text}", "d")
+        for label, target in gpu["samples_per_s"].items() for suffix, text in lengths.items()]
+    print(table([{"modality": m, "basis": f"workers {w} ({rate[f'{m} {w}']:,.1f}/s)",
+                  **{f"{label}{suffix}": needed[m][f"{label}_workers_{w}_rate{suffix}"]
+                     for label in gpu["samples_per_s"] for suffix in lengths}}
+                 for m in modalities for w in (0, 1)], columns))
+
+    write_json(args.json, {
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
+                   f"torch {torch.__version__}",
+        "threads": torch.get_num_threads(), "shards": str(args.shards), "split": args.split, "part": args.part,
+        "samples": part.samples, "shard_files": len(part.shards), "bytes_per_sample": bytes_per_sample,
+        "mean_utterance_s": profile["mean_utterance_s"], "batch": args.batch, "repeats": args.repeats,
+        "floor_samples_per_s": floor, "floor_mb_per_s": floor * bytes_per_sample / 1e6, "floor_passes": passes["floor"],
+        **per_modality,
+        "gpu_samples_per_s": gpu["samples_per_s"], "gpu_sample_s": gpu["sample_s"], "gpu_source": gpu["source"],
+        "workers_needed": needed,
+    })
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
