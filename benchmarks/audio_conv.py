@@ -16,8 +16,16 @@ Figures: direct_s and fft_s (best wall time of forward + backward over the repea
 their forward/backward split, CPU seconds of this process (wall times swing when
 other jobs share the cores), speedup = direct_s / fft_s, max_rel_err.
 
-    python benchmarks/audio_conv.py --json benchmarks/results/audio_conv.json
-    python benchmarks/audio_conv.py --batch 1 --length 8000     # a quick run
+The direct convolution at full size takes about an hour of CPU on 2 cores. With
+--direct-batch / --direct-length it runs on the first utterances and positions of the
+same input instead, and its times are scaled by (batch x length) / (direct batch x
+direct length): with 'same' padding every output position costs the same
+C_in x C_out x k multiply-adds, so the direct work is exactly proportional to it
+(direct_measured_* keep the unscaled figures). The error is then measured on that
+sub-size, against the FFT run on the same sub-size.
+
+    python benchmarks/audio_conv.py --direct-batch 1 --direct-length 12000 --json benchmarks/results/audio_conv.json
+    python benchmarks/audio_conv.py --batch 1 --length 8000     # a quick run, everything measured
 """
 
 from __future__ import annotations
@@ -107,6 +115,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--kernel", type=int, default=4000)
     parser.add_argument("--repeat", type=int, default=3, help="FFT rounds; the fastest counts")
     parser.add_argument("--repeat-direct", type=int, default=1, help="direct rounds (minutes each at full size on 2 cores)")
+    parser.add_argument("--direct-batch", type=int, help="run the direct conv on this many utterances and scale (default: all)")
+    parser.add_argument("--direct-length", type=int, help="run the direct conv on this many positions and scale (default: all)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write the figures here")
@@ -124,9 +134,16 @@ def main(argv: list[str] | None = None) -> int:
           f"({device}, {torch.get_num_threads()} threads): FFT, FFT with autograd's backward, then direct ...", file=sys.stderr)
     fft_run = measure(fft, x, grad, args.repeat)
     autograd_run = measure(AutogradFFTConv(fft), x, grad, args.repeat)
+    direct_batch = min(args.direct_batch or args.batch, args.batch)
+    direct_length = min(args.direct_length or args.length, args.length)
+    scale = (args.batch * args.length) / (direct_batch * direct_length)
+    x_direct = x[:direct_batch, :, :direct_length].contiguous()
+    grad_direct = grad[:direct_batch, :, :direct_length].contiguous()
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Using padding='same' with even kernel")
-        direct_run = measure(direct, x, grad, args.repeat_direct)
+        direct_run = measure(direct, x_direct, grad_direct, args.repeat_direct)
+    reference = fft_run if scale == 1 else measure(fft, x_direct, grad_direct, 1)
+    autograd_reference = autograd_run if scale == 1 else measure(AutogradFFTConv(fft), x_direct, grad_direct, 1)
 
     _, right = same_padding(args.kernel)
     figures = {
@@ -139,10 +156,15 @@ def main(argv: list[str] | None = None) -> int:
         "threads": torch.get_num_threads(),
         "torch": torch.__version__,
         "machine": platform.processor() or platform.machine(),
-        "direct_s": round(direct_run["total_s"], 3),
-        "direct_forward_s": round(direct_run["forward_s"], 3),
-        "direct_backward_s": round(direct_run["backward_s"], 3),
-        "direct_cpu_s": round(direct_run["cpu_s"], 3),
+        "direct_batch": direct_batch,
+        "direct_length": direct_length,
+        "direct_scale": round(scale, 3),
+        "direct_measured_s": round(direct_run["total_s"], 3),
+        "direct_measured_cpu_s": round(direct_run["cpu_s"], 3),
+        "direct_s": round(scale * direct_run["total_s"], 3),
+        "direct_forward_s": round(scale * direct_run["forward_s"], 3),
+        "direct_backward_s": round(scale * direct_run["backward_s"], 3),
+        "direct_cpu_s": round(scale * direct_run["cpu_s"], 3),
         "fft_s": round(fft_run["total_s"], 3),
         "fft_forward_s": round(fft_run["forward_s"], 3),
         "fft_backward_s": round(fft_run["backward_s"], 3),
@@ -151,16 +173,18 @@ def main(argv: list[str] | None = None) -> int:
         "fft_autograd_forward_s": round(autograd_run["forward_s"], 3),
         "fft_autograd_backward_s": round(autograd_run["backward_s"], 3),
         "fft_autograd_cpu_s": round(autograd_run["cpu_s"], 3),
-        "speedup": round(direct_run["total_s"] / fft_run["total_s"], 1),
-        "cpu_speedup": round(direct_run["cpu_s"] / fft_run["cpu_s"], 1),
-        "max_rel_err": float(f"{max_relative_error(fft_run['results'], direct_run['results']):.3g}"),
-        "autograd_max_rel_err": float(f"{max_relative_error(autograd_run['results'], direct_run['results']):.3g}"),
+        "speedup": round(scale * direct_run["total_s"] / fft_run["total_s"], 1),
+        "cpu_speedup": round(scale * direct_run["cpu_s"] / fft_run["cpu_s"], 1),
+        "max_rel_err": float(f"{max_relative_error(reference['results'], direct_run['results']):.3g}"),
+        "autograd_max_rel_err": float(f"{max_relative_error(autograd_reference['results'], direct_run['results']):.3g}"),
         "direct_gflop": round(3 * 2 * args.batch * args.length * args.channels**2 * args.kernel / 1e9, 1),
     }
     print(f"{'':13} {'forward s':>10} {'backward s':>11} {'total s':>9} {'cpu s':>9}")
     for name in ("direct", "fft", "fft_autograd"):
         print(f"{name:13} {figures[name + '_forward_s']:>10} {figures[name + '_backward_s']:>11} "
               f"{figures[name + '_s']:>9} {figures[name + '_cpu_s']:>9}")
+    if scale != 1:
+        print(f"direct measured on {direct_batch} x {direct_length} ({figures['direct_measured_s']} s) and scaled x{figures['direct_scale']}")
     print(f"speedup {figures['speedup']}x (cpu {figures['cpu_speedup']}x), max relative error {figures['max_rel_err']} "
           f"(autograd variant {figures['autograd_max_rel_err']}), "
           f"direct work {figures['direct_gflop']} GFLOP forward + backward")
