@@ -49,8 +49,7 @@ os.environ["OMP_NUM_THREADS"] = "1"  # per-core figures; set before torch is imp
 
 import torch
 
-from report import write_json  # benchmarks/report.py: run as scripts, beside it
-from shard_read import best_times, read_tar_members, table
+from report import best_times, read_tar_members, table, write_json  # benchmarks/report.py: run as scripts, beside it
 from emotrain.data import MAX_STEPS, MODALITIES, SAMPLE_RATE, Part, ShardsError, eval_loader, read_part
 from emotrain.model import SAMPLES_PER_STEP
 
@@ -144,9 +143,7 @@ def gpu_projection(given: float | None, sample_seconds: float, train_step_json: 
     if train_step_json.is_file():
         figures = json.loads(train_step_json.read_text())
         projection = figures.get("h100_projection", {})
-        # train_step.py states its H100 batch only in h100_assumptions ("32 samples a step; ...").
-        stated = re.match(r"(\d+) samples a step", figures.get("h100_assumptions", ""))
-        batch = figures.get("h100_batch") or (int(stated.group(1)) if stated else None)
+        batch = figures.get("h100_batch")
         steps = {match.group(1) or "step": seconds for key, seconds in projection.items()
                  if (match := STEP_KEY.fullmatch(key))}
         if batch and steps:

@@ -1,8 +1,11 @@
-"""What every benchmark does with its figures besides printing them."""
+"""What the benchmarks share: timing round robin, the tar-reading floor, a text table, the --json file."""
 
 from __future__ import annotations
 
 import json
+import tarfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -12,3 +15,36 @@ def write_json(path: Path | None, figures: dict, indent: int = 2) -> None:
         return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(figures, indent=indent) + "\n")
+
+
+def best_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+    """Best-of-`repeats` seconds per function, taken round-robin so load from other processes on a
+    shared machine falls on all candidates alike rather than on whichever ran during it."""
+    best = {name: float("inf") for name in functions}
+    for _ in range(repeats):
+        for name, function in functions.items():
+            start = time.perf_counter()
+            function()
+            best[name] = min(best[name], time.perf_counter() - start)
+    return best
+
+
+def read_tar_members(urls: list[str]) -> int:
+    """Read every member's bytes of the tar files, decoding nothing (the floor); returns the samples (json members)."""
+    count = 0
+    for url in urls:
+        with tarfile.open(url) as tar:
+            for info in tar:
+                tar.extractfile(info).read()
+                count += info.name.endswith(".json")
+    return count
+
+
+def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
+    """columns: (key, header, format)."""
+    cells = [[header for _, header, _ in columns]] + [
+        [("-" if row[key] is None else format(row[key], fmt)) for key, _, fmt in columns] for row in rows
+    ]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
+    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
+                     for r in cells)

@@ -23,8 +23,6 @@ import subprocess
 import sys
 import tarfile
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")  # one core: per-core figures
@@ -36,7 +34,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # for tests.emoprep.work_factory
 
-from report import write_json  # benchmarks/report.py: run as scripts, beside it
+from report import best_times, read_tar_members, table, write_json  # benchmarks/report.py: run as scripts, beside it
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 from emoprep.shard import JPEG_QUALITY, JPEG_SUBSAMPLING, encode_frames, plan_shard_set, write_shards
 
@@ -44,18 +42,6 @@ from emoprep.shard import JPEG_QUALITY, JPEG_SUBSAMPLING, encode_frames, plan_sh
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
     error = np.mean((a.astype(np.float64) - b) ** 2)
     return float("inf") if error == 0 else 10 * np.log10(255 ** 2 / error)
-
-
-def best_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
-    """Best-of-`repeats` seconds per function, taken round-robin so load from other processes on a
-    shared machine falls on all candidates alike rather than on whichever ran during it."""
-    best = {name: float("inf") for name in functions}
-    for _ in range(repeats):
-        for name, function in functions.items():
-            start = time.perf_counter()
-            function()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
 
 
 # ---------------------------------------------------------------- codecs under test
@@ -161,16 +147,6 @@ def quality_sweep(clips: list[np.ndarray]) -> list[dict]:
 
 # ---------------------------------------------------------------- reading shards
 
-def read_tar_members(urls: list[str]) -> int:
-    count = 0
-    for url in urls:
-        with tarfile.open(url) as tar:
-            for info in tar:
-                tar.extractfile(info).read()
-                count += info.name.endswith(".json")
-    return count
-
-
 def decode_members(meta: bytes, flac: bytes, frames: bytes | None) -> None:
     json.loads(meta)
     sf.read(io.BytesIO(flac), dtype="int16")
@@ -238,16 +214,6 @@ def synthetic_work(root: Path, samples: int) -> Path:
 def load_clips(work: Path, limit: int) -> list[np.ndarray]:
     rows = [r for r in pq.read_table(work / "manifest.parquet").to_pylist() if r["status"] == "ok"]
     return [np.load(work / r["frames_path"]) for r in rows[:limit]]
-
-
-def table(rows: list[dict], columns: list[tuple[str, str, str]]) -> str:
-    """columns: (key, header, format)."""
-    cells = [[header for _, header, _ in columns]] + [
-        [("-" if row[key] is None else format(row[key], fmt)) for key, _, fmt in columns] for row in rows
-    ]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(columns))]
-    return "\n".join("  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths)))
-                     for r in cells)
 
 
 def main() -> None:

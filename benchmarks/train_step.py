@@ -259,6 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         key: round(value / (1e9 if key.endswith("flops") else 2**30), 3) for key, value in counts.items()
     }
     figures["per_sample_units"] = "GFLOP forward+backward (*_flops); GiB saved for backward in float32 (*_bytes)"
+    figures["h100_batch"] = args.h100_batch
     figures["h100_assumptions"] = (
         f"{args.h100_batch} samples a step; dense BF16 peak {H100_BF16_FLOPS / 1e12:.0f} TFLOP/s at "
         f"{COMPUTE_UTILISATION:.0%}; FFT path bandwidth bound at {BANDWIDTH_UTILISATION:.0%} of {H100_BANDWIDTH / 1e12:.2f} TB/s; "
