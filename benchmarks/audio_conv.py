@@ -26,9 +26,12 @@ sub-size, against the FFT run on the same sub-size.
 
     python benchmarks/audio_conv.py --direct-batch 1 --json benchmarks/results/audio_conv.json   # ~3 min
 
-Scaling over the batch is exact (utterances are independent); over the length it is
-conservative, because the sub-size still pays for its padding: 1 x 6,000 positions gave
-a direct time 20% above 1 x 24,000's (per position).
+Scaled this way, direct_s is what the direct convolution costs one utterance at a time:
+a lower bound for one batched call, so the speedup is a lower bound too. At this size a
+batched call falls off oneDNN's fast path on CPU (torch 2.14.1, 2 cores, no grad):
+1 x 48,000 positions took 7.4 s and 2 x 24,000 8.1 s, but 2 x 36,000 and 2 x 48,000 did
+not finish within 100 s. Over the length the scaling overestimates a little, since a
+sub-size still pays for its padding (1 x 6,000 positions: 20% above 1 x 24,000 per position).
     python benchmarks/audio_conv.py --batch 1 --length 8000     # a quick run, everything measured
 """
 

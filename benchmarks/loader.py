@@ -19,9 +19,8 @@ part's shards k times, k chosen from an untimed warm-up pass so that a pass at w
 at least --min-seconds (worker start-up is then a small share of it).
 
 Workers needed = ceil(GPU samples/s / samples/s of one worker), for the projected H100 step
-(--gpu-samples-per-s; else benchmarks/results/train_step.json's h100_projection; else the
-projection in benchmarks/README.md: batch 32, 4 ms a step with the FFT convolution, 14 ms
-direct), with one worker's rate taken in process (workers 0) and as a DataLoader worker
+(--gpu-samples-per-s, else benchmarks/results/train_step.json's h100_projection: run
+train_step.py first), with one worker's rate taken in process (workers 0) and as a DataLoader worker
 (workers 1: the shared-memory copy included). The projection is for samples of 6 s; the
 loader's cost grows with the utterance's length, so the count is also given with the
 measured rates scaled to that length.
@@ -55,10 +54,6 @@ from emotrain.model import SAMPLES_PER_STEP
 
 WORKERS = (0, 1, 2)
 TRAIN_STEP_JSON = Path(__file__).resolve().parent / "results" / "train_step.json"
-# benchmarks/README.md's projection for one H100, used when train_step.json has not been written:
-# batch 32 of 6 s samples, about 4 ms a step with the FFT long convolution and 14 ms direct.
-README_BATCH = 32
-README_STEP_SECONDS = {"fft": 0.004, "direct": 0.014}
 STEP_KEY = re.compile(r"h100_(?:(\w+)_)?step_s")  # train_step.py: h100_fft_step_s, h100_direct_step_s, h100_step_s
 
 
@@ -140,21 +135,18 @@ def gpu_projection(given: float | None, sample_seconds: float, train_step_json: 
     """Projected GPU samples/s by label, the projection's seconds per sample, and where they came from."""
     if given is not None:
         return {"samples_per_s": {"given": given}, "sample_s": sample_seconds, "source": "--gpu-samples-per-s"}
-    if train_step_json.is_file():
-        figures = json.loads(train_step_json.read_text())
-        projection = figures.get("h100_projection", {})
-        batch = figures.get("h100_batch")
-        steps = {match.group(1) or "step": seconds for key, seconds in projection.items()
-                 if (match := STEP_KEY.fullmatch(key))}
-        if batch and steps:
-            return {"samples_per_s": {label: batch / s for label, s in steps.items()},
-                    "sample_s": figures.get("steps", MAX_STEPS) * SAMPLES_PER_STEP / SAMPLE_RATE,
-                    "source": f"{train_step_json} (H100, batch {batch})"}
-        print(f"{train_step_json}: no H100 step time and batch in it; using the README's projection", file=sys.stderr)
-    return {"samples_per_s": {label: README_BATCH / s for label, s in README_STEP_SECONDS.items()},
-            "sample_s": MAX_STEPS * SAMPLES_PER_STEP / SAMPLE_RATE,
-            "source": f"benchmarks/README.md's projection (H100, batch {README_BATCH}: "
-                      + ", ".join(f"{label} {s * 1e3:.0f} ms a step" for label, s in README_STEP_SECONDS.items()) + ")"}
+    if not train_step_json.is_file():
+        raise SystemExit(f"{train_step_json}: not found; run `python benchmarks/train_step.py --json {train_step_json}` "
+                         "first (its H100 projection is what the loader must feed), or pass --gpu-samples-per-s")
+    figures = json.loads(train_step_json.read_text())
+    batch = figures.get("h100_batch")
+    steps = {match.group(1) or "step": seconds for key, seconds in figures.get("h100_projection", {}).items()
+             if (match := STEP_KEY.fullmatch(key))}
+    if not batch or not steps:
+        raise SystemExit(f"{train_step_json}: no h100_batch or H100 step time in it; run benchmarks/train_step.py again")
+    return {"samples_per_s": {label: batch / s for label, s in steps.items()},
+            "sample_s": figures.get("steps", MAX_STEPS) * SAMPLES_PER_STEP / SAMPLE_RATE,
+            "source": f"{train_step_json} (H100, batch {batch})"}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -170,7 +162,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gpu-sample-seconds", type=float, default=MAX_STEPS * SAMPLES_PER_STEP / SAMPLE_RATE,
                         help="utterance length that --gpu-samples-per-s is for (default 6)")
     parser.add_argument("--train-step-json", type=Path, default=TRAIN_STEP_JSON,
-                        help="train_step.py's --json, read for the projection when present")
+                        help="train_step.py's --json, read for the projection (default: benchmarks/results/train_step.json)")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args(argv)
     modalities = [m for m in args.modalities.split(",") if m]
@@ -186,12 +178,12 @@ def main(argv: list[str] | None = None) -> int:
                 "and `emoprep shard --work WORK --out SHARDS`, then pass --shards SHARDS.")
         print(f"{exn}{hint}", file=sys.stderr)
         return 2
+    gpu = gpu_projection(args.gpu_samples_per_s, args.gpu_sample_seconds, args.train_step_json)
     profile = part_profile(part)
     measured = measure(part, modalities, args.batch, args.repeats, args.min_seconds)
     rate, passes = measured["samples_per_s"], measured["passes"]
     floor = rate["floor"]
     bytes_per_sample = profile["bytes"] / part.samples
-    gpu = gpu_projection(args.gpu_samples_per_s, args.gpu_sample_seconds, args.train_step_json)
     # Decoding cost grows with the utterance (FLAC samples, JPEG frames): a worker's rate on samples
     # of the projection's length, scaled from these; per-sample overheads make this conservative.
     length_scale = profile["mean_utterance_s"] / gpu["sample_s"]

@@ -82,7 +82,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lstm_hidden": 256,
         "lstm_layers": 2,
     },
-    # Same structure, sized to train on 2 CPU cores (see /tmp/readme-parts/model.md for timings),
+    # Same structure, sized to train on 2 CPU cores (README, "The model"),
     # except that each step's audio is summarised as one peak per filter ("max"): with the paper's
     # 320-positions layout a small LSTM sees raw filtered waveform, whose values swing with phase,
     # and on ~100 utterances it learnt nothing from it, while the audio drowned the 64 visual
