@@ -5,7 +5,8 @@ import json
 from click.testing import CliRunner
 
 from emotrain.cli import main
-from emotrain.experiment import CONFIGURATIONS
+from emotrain.config import TrainConfig
+from emotrain.experiment import COLUMNS, CONFIGURATIONS, table_markdown
 from tests.emotrain.shard_factory import make_shards
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -34,6 +35,7 @@ def test_experiment_writes_table_and_figure_then_reuses_runs(tmp_path):
     static = next(row for row in table if row["name"] == "MM-static")
     assert (static["w_emotion"], static["w_gender"]) == (0.5, 0.5)
     assert "MM-dynamic" in (out / "table1.md").read_text()
+    assert "±" not in (out / "table1.md").read_text()  # one seed: means only
     assert "Ranking by the paper's weighted NLL" in (out / "README.md").read_text()
     assert (out / "fig2.png").read_bytes()[:8] == PNG_MAGIC
     assert (out / "MM-dynamic" / "seed-0" / "metrics.jsonl").is_file()  # an ordinary fit run folder
@@ -45,3 +47,11 @@ def test_experiment_writes_table_and_figure_then_reuses_runs(tmp_path):
     assert checkpoints == {c.name: (out / c.name / "seed-0" / "last.pt").stat().st_mtime_ns
                            for c in CONFIGURATIONS}
     assert json.loads((out / "table1.json").read_text()) == table
+
+
+def test_table_shows_the_spread_over_several_seeds():
+    row = {"name": "MM-dynamic", "modalities": "audio + video", "seeds": [0, 1], "best_epoch": 4.5,
+           **{c: 0.25 for c in COLUMNS}, **{f"{c}_std": 0.05 for c in COLUMNS}}
+    markdown = table_markdown([row], TrainConfig(shards="s", split="paper", out="o", model="small", epochs=3))
+    assert "(mean ± std)" in markdown
+    assert "| 0.250 ± 0.050 | 0.250 ± 0.050 | 0.25 ± 0.05 | 0.25 ± 0.05 | 25.0 ± 5.0 |" in markdown

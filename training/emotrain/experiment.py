@@ -144,10 +144,12 @@ def summarise(results: Sequence[SeedResult], configurations: Sequence[Configurat
 
 
 def _cell(row: dict, column: str, percent: bool = False) -> str:
-    mean, std = row[column], row[f"{column}_std"]
-    if percent:
-        return f"{100 * mean:.1f} ± {100 * std:.1f}"
-    return f"{mean:.3f} ± {std:.3f}" if column.startswith("w_") else f"{mean:.2f} ± {std:.2f}"
+    """mean ± std over seeds; the mean alone for one seed, where a std of 0 would say nothing."""
+    scale, digits = (100, 1) if percent else (1, 3 if column.startswith("w_") else 2)
+    mean = f"{scale * row[column]:.{digits}f}"
+    if len(row["seeds"]) == 1:
+        return mean
+    return f"{mean} ± {scale * row[f'{column}_std']:.{digits}f}"
 
 
 def table_markdown(table: Sequence[dict], base: TrainConfig) -> str:
@@ -156,7 +158,7 @@ def table_markdown(table: Sequence[dict], base: TrainConfig) -> str:
               "| best epoch |")
     lines = [
         f"# Table 1: split `{base.split}`, model `{base.model}`, {base.epochs} epochs, "
-        f"seeds {table[0]['seeds']} (mean ± std)",
+        f"seeds {table[0]['seeds']}" + (" (mean ± std)" if len(table[0]["seeds"]) > 1 else ""),
         "",
         header,
         "|" + "---|" * (header.count("|") - 1),
