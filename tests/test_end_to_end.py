@@ -1,12 +1,14 @@
 """The whole path on a synthetic corpus, through the CLIs: synth -> extract -> shard -> fit -> evaluate.
 
 The small network must learn both tasks from each modality: emotion and gender accuracy on
-the held-out utterances (the paper split's validation and test parts pooled, 50 utterances,
+the held-out utterances (the paper split's validation and test parts pooled, 48 utterances,
 scored with the last checkpoint so that nothing held out chose it) well above chance.
 
-About 3 minutes on 2 cores: a corpus of 2 sessions x 4 dialogs x 24 utterances (152 with an
-ang/hap/neu/sad majority, 125 improvised: 75 train, 25 val, 25 test) and 6 epochs per
-modality. Measured here, held-out emotion UA: av 0.69, a 0.79, v 0.54; gender 1.0 for all.
+About 2 minutes on 2 cores: a corpus of 2 sessions x 4 dialogs x 24 utterances (121 improvised
+with an ang/hap/neu/sad majority: 73 train, 24 val, 24 test) and 6 epochs per modality, the
+learning rate cut to 0.3x after 4 (at a constant 3e-3 the last epoch swung: av's held-out gender
+fell to 0.71 in one run). Measured here, held-out emotion UA / gender accuracy: av 0.67 / 0.96,
+a 0.55 / 1.0, v 0.69 / 1.0.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from emoprep.cli import main as emoprep
 from emotrain.cli import main as emotrain
 
 CORPUS = ["--sessions", "2", "--dialogs-per-session", "4", "--utterances-per-dialog", "24"]
-TRAIN = ["--model", "small", "--epochs", "6", "--lr", "3e-3", "--lr-step", "100", "--batch-size", "4", "--workers", "0"]
+TRAIN = ["--model", "small", "--epochs", "6", "--lr", "3e-3", "--lr-step", "4", "--lr-gamma", "0.3", "--batch-size", "4", "--workers", "0"]
 HELD_OUT = ("val", "test")
 EMOTION_CHANCE = 0.25  # UA: the mean of per-class recalls, 1/4 for any constant guess
 

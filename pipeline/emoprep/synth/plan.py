@@ -158,13 +158,18 @@ class SynthParams:
             )
 
 
-def _dialog_key(name: str) -> int:
-    """A stable integer for a dialog name (numpy seeds take ints, and hash() is salted per process).
+def _dialog_key(name: str, taken: set[int]) -> int:
+    """A stable integer seed for a dialog (numpy seeds take ints, and hash() is salted per process).
 
-    A digest, not the name's bytes: those kept only the first 8 characters, so dialogs such
-    as Ses02M_impro01a and Ses02M_impro02 got the same seed and identical utterances.
+    The name's bytes read as an integer, which keeps only its first 8 characters: the key every
+    synthetic corpus so far was made with, kept so that they stay byte for byte. Names that share
+    those 8 characters (Ses02M_impro01a, Ses02M_impro02) would then get identical utterances, so
+    a name whose key is `taken` by an earlier dialog gets one from its SHA-256 instead.
     """
-    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little")
+    key = int.from_bytes(name.encode(), "little") % (2**63)
+    if key in taken:
+        key = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "little") % (2**63)
+    return key
 
 
 def dialog_names(session: int, count: int) -> list[tuple[str, bool]]:
@@ -311,9 +316,10 @@ def _durations(rng: np.random.Generator, count: int) -> list[int]:
 
 
 def plan_dialog(name: str, session: int, improvised: bool, count: int, seed: int,
-                voices: dict[str, float]) -> SynthDialog:
-    """One dialog's utterances and backchannels. `voices`: each speaker's base pitch (Hz) by gender."""
-    rng = np.random.default_rng([seed, _dialog_key(name)])
+                voices: dict[str, float], key: int) -> SynthDialog:
+    """One dialog's utterances and backchannels. `voices`: each speaker's base pitch (Hz) by gender;
+    `key`: the dialog's own seed (_dialog_key)."""
+    rng = np.random.default_rng([seed, key])
     scenarios = _scenarios(rng, count)
     speakers = _speakers(rng, count)
     durations = _durations(rng, count)
@@ -353,9 +359,9 @@ def plan_dialog(name: str, session: int, improvised: bool, count: int, seed: int
             self_evaluations=_self_evaluation(rng, gender, emotion, votes),
             ratings=_ratings(rng, emotion, gender),
             text=_text(rng),
-            voice=draw_voice(np.random.default_rng([seed, _dialog_key(name), index, 1]),
+            voice=draw_voice(np.random.default_rng([seed, key, index, 1]),
                              emotion, voices[gender]),
-            face=draw_face(np.random.default_rng([seed, _dialog_key(name), index, 2]), emotion, gender),
+            face=draw_face(np.random.default_rng([seed, key, index, 2]), emotion, gender),
         ))
         position = end + int(rng.integers(2, 9)) * GRID  # 0.125 .. 0.5 s gaps
     n_samples = position + int(rng.integers(8, 17)) * GRID
@@ -389,9 +395,12 @@ def plan_corpus(params: SynthParams) -> tuple[SynthDialog, ...]:
     """Every dialog of the corpus, session by session."""
     rng = np.random.default_rng([params.seed, 0x5EED])
     dialogs = []
+    keys: set[int] = set()
     for session in range(1, params.sessions + 1):
         # One female and one male actor per session, each with their own pitch.
         voices = {"F": float(rng.uniform(215, 245)), "M": float(rng.uniform(95, 120))}
         for name, improvised in dialog_names(session, params.dialogs_per_session):
-            dialogs.append(plan_dialog(name, session, improvised, params.utterances_per_dialog, params.seed, voices))
+            key = _dialog_key(name, keys)
+            keys.add(key)
+            dialogs.append(plan_dialog(name, session, improvised, params.utterances_per_dialog, params.seed, voices, key))
     return tuple(dialogs)
