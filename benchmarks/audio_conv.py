@@ -16,7 +16,8 @@ Figures: direct_s and fft_s (best wall time of forward + backward over the repea
 their forward/backward split, CPU seconds of this process (wall times swing when
 other jobs share the cores), speedup = direct_s / fft_s, max_rel_err.
 
-The direct convolution at full size takes about an hour of CPU on 2 cores. With
+The direct convolution takes about a CPU-minute per 6 s utterance, and far longer batched
+(below). With
 --direct-batch / --direct-length it runs on the first utterances and positions of the
 same input instead, and its times are scaled by (batch x length) / (direct batch x
 direct length): with 'same' padding every output position costs the same
@@ -24,14 +25,14 @@ C_in x C_out x k multiply-adds, so the direct work is exactly proportional to it
 (direct_measured_* keep the unscaled figures). The error is then measured on that
 sub-size, against the FFT run on the same sub-size.
 
-    python benchmarks/audio_conv.py --direct-batch 1 --json benchmarks/results/audio_conv.json   # ~3 min
-
 Scaled this way, direct_s is what the direct convolution costs one utterance at a time:
 a lower bound for one batched call, so the speedup is a lower bound too. At this size a
 batched call falls off oneDNN's fast path on CPU (torch 2.14.1, 2 cores, no grad):
 1 x 48,000 positions took 7.4 s and 2 x 24,000 8.1 s, but 2 x 36,000 and 2 x 48,000 did
 not finish within 100 s. Over the length the scaling overestimates a little, since a
 sub-size still pays for its padding (1 x 6,000 positions: 20% above 1 x 24,000 per position).
+
+    python benchmarks/audio_conv.py --direct-batch 1 --json benchmarks/results/audio_conv.json   # ~3 min
     python benchmarks/audio_conv.py --batch 1 --length 8000     # a quick run, everything measured
 """
 

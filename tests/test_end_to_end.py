@@ -22,6 +22,7 @@ from click.testing import CliRunner
 
 from emoprep.cli import main as emoprep
 from emotrain.cli import main as emotrain
+from emotrain.metrics import unweighted_accuracy
 
 CORPUS = ["--sessions", "2", "--dialogs-per-session", "4", "--utterances-per-dialog", "24"]
 TRAIN = ["--model", "small", "--epochs", "6", "--lr", "3e-3", "--lr-step", "4", "--lr-gamma", "0.3", "--batch-size", "4", "--workers", "0"]
@@ -50,7 +51,7 @@ def held_out_scores(run: Path) -> tuple[float, float, int]:
     parts = [json.loads((run / f"eval-paper-{part}.json").read_text()) for part in HELD_OUT]
     confusion = sum(np.array(p["confusion"]) for p in parts)  # rows: true class
     samples = sum(p["samples"] for p in parts)
-    emotion_ua = float(np.mean(np.diag(confusion) / confusion.sum(axis=1)))
+    emotion_ua = unweighted_accuracy(confusion)
     gender_acc = sum(p["gender_acc"] * p["samples"] for p in parts) / samples
     return emotion_ua, gender_acc, samples
 

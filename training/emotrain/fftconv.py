@@ -42,8 +42,8 @@ def choose_conv_mode(device: torch.device, kernel_size: int) -> str:
     CPU: always "fft". Measured on 2 cores (forward + backward, batch 2-4 of 6 s):
     8 -> 8 channels at k=100 and k=400, FFT 9x and 16x faster; 40 -> 40 at k=4000,
     68x against direct called one utterance at a time, and far more against one batched
-    call, which leaves oneDNN's fast path at that size (benchmarks/README.md). Only near k=80 with 40 channels are the
-    two about even, and below that the layer is cheap either way.
+    call, which leaves oneDNN's fast path at that size (benchmarks/README.md). Only near
+    k=80 with 40 channels are the two about even, and below that the layer is cheap either way.
     CUDA (and anything else): "fft" for kernel_size >= CUDA_FFT_MIN_KERNEL, else
     "direct" (a projection; see CUDA_FFT_MIN_KERNEL).
     """
