@@ -1,0 +1,156 @@
+"""What every corpus recipe gives the rest of emoprep: typed clip records, problems, classes and splits.
+
+A recipe (`emoprep.corpus.<name>`) is one module with one public entry point,
+`read_clips(root: Path, options: RecipeOptions) -> CorpusClips`, that reads the
+corpus's metadata (never its media) and returns plain records. Everything after it
+(labels table, extract, shard, splits, training) sees only these records, so no
+corpus's names or quirks travel past its recipe (lhotse's recipes are the model).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import random
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+# The four classes shared with IEMOCAP's common protocol: the default, so that a model
+# trained on one corpus can be scored on another. Integer label order of the shard format.
+SHARED_EMOTIONS = ("ang", "hap", "neu", "sad")
+GENDERS = ("F", "M")
+CLASS_SETS = ("shared", "all")  # `--classes`: the shared four, or the corpus's full set
+REGIONS = ("left", "right", "full")  # the part of the frame that shows the speaker
+CROP_POLICIES = ("paper", "face")  # crop side: the seed paper's 224 source pixels, or from the face's size
+
+
+class CorpusError(Exception):
+    """The corpus root itself is unusable (missing, not this corpus's layout, no metadata)."""
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A piece of bad input that was left out: where, and why."""
+
+    path: str
+    line: int | None
+    utterance_id: str | None
+    reason: str
+
+    def __str__(self) -> str:
+        """`path:line: utterance: reason`, the form compilers use, so editors can jump to it."""
+        where = self.path if self.line is None else f"{self.path}:{self.line}"
+        return f"{where}: {self.utterance_id or '-'}: {self.reason}"
+
+
+@dataclass(frozen=True)
+class ClipRecord:
+    """One utterance (or window of a video) of a corpus, as every stage after the recipe sees it.
+
+    `emotion` is already mapped to the chosen class set (None: not kept, or unlabelled);
+    `corpus_label` is the corpus's own label, kept for the record.
+    """
+
+    clip_id: str  # unique within the corpus; the shard key: no '.', '/' or whitespace
+    corpus: str  # the recipe's name: "iemocap", "crema-d", "ravdess", "clips"
+    speaker: str  # unique within the corpus, file-name safe ([A-Za-z0-9]+): shards are per speaker
+    gender: str | None  # "F" | "M" | None (unknown)
+    emotion: str | None  # one of CorpusClips.classes, or None
+    corpus_label: str | None  # e.g. "ANG", "angry", "neu"; None when unlabelled
+    group: str  # a recipe-defined subset splits select by ("impro", "script", "speech", "all", ...)
+    audio_path: str  # a wav holding the utterance, or a video whose audio stream holds it
+    audio_window: tuple[float, float] | None  # seconds in audio_path; None: the whole file is the utterance
+    video_path: str | None  # None: no video (audio-only clip)
+    start: float  # the utterance's window in video_path, seconds
+    end: float
+    region: str  # one of REGIONS
+    crop: str  # one of CROP_POLICIES
+    extra: Mapping[str, Any] = field(default_factory=dict)  # corpus-specific metadata, JSON-able
+
+    @property
+    def duration(self) -> float:
+        return self.end - self.start
+
+
+@dataclass(frozen=True)
+class SpeakerSplit:
+    """A speaker-independent split: which speakers form each part (train, val, test).
+
+    `groups` limits every part to those groups (None: all groups).
+    """
+
+    name: str  # "loso-1", "actor-3": a family of folds shares the prefix before the last '-'
+    description: str
+    train: frozenset[str]
+    val: frozenset[str]
+    test: frozenset[str]
+    groups: frozenset[str] | None = None
+
+
+@dataclass(frozen=True)
+class RandomSplit:
+    """A random split of utterances (speakers appear in every part), drawn per clip id from a seed.
+
+    A shard set holds at most one: its parts are baked into the shards' grouping.
+    """
+
+    name: str  # "paper"
+    description: str
+    groups: frozenset[str]  # the groups drawn from; other groups are not in this split
+    val_share: float = 0.2
+    test_share: float = 0.2
+
+
+SplitSpec = SpeakerSplit | RandomSplit
+
+
+@dataclass(frozen=True)
+class RecipeOptions:
+    """The choices a recipe makes while reading: label policy, class set, seed, its own settings."""
+
+    label_policy: str | None = None  # None: the recipe's default
+    classes: str = "shared"  # one of CLASS_SETS
+    seed: int = 0  # ties between votes, random splits
+    settings: Mapping[str, str] = field(default_factory=dict)  # recipe-specific, e.g. {"improvised_only": "1"}
+
+    def flag(self, name: str) -> bool:
+        return self.settings.get(name, "0").lower() in ("1", "true", "yes")
+
+
+@dataclass(frozen=True)
+class CorpusClips:
+    """What a recipe returns: every clip it read (kept or not), what it left out, and how to split."""
+
+    corpus: str
+    root: str
+    clips: tuple[ClipRecord, ...]  # sorted by clip_id
+    problems: tuple[Problem, ...]
+    classes: tuple[str, ...]  # the emotion classes, in integer label order
+    label_policy: Mapping[str, Any]  # JSON-able: the policy's name and every parameter
+    splits: tuple[SplitSpec, ...]
+
+    @property
+    def kept(self) -> tuple[ClipRecord, ...]:
+        """The clips with a class: what extract works on."""
+        return tuple(clip for clip in self.clips if clip.emotion is not None)
+
+
+def tie_rng(seed: int, clip_id: str) -> random.Random:
+    """A generator that depends only on (seed, clip id): hashlib, since hash() is salted per process.
+
+    Every recipe breaks ties between votes with it, so a label never depends on file
+    order, worker count or the Python process.
+    """
+    digest = hashlib.sha256(f"{seed}\x00{clip_id}".encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def plurality(votes: Mapping[str, int], seed: int, clip_id: str) -> tuple[str | None, bool]:
+    """The most voted label (None without votes) and whether a tie was broken by the seeded draw."""
+    if not votes:
+        return None, False
+    top = max(votes.values())
+    tied = sorted(label for label, count in votes.items() if count == top)
+    if len(tied) == 1:
+        return tied[0], False
+    return tie_rng(seed, clip_id).choice(tied), True
