@@ -61,15 +61,15 @@ class ClipRecord:
     audio_path: str  # a wav holding the utterance, or a video whose audio stream holds it
     audio_window: tuple[float, float] | None  # seconds in audio_path; None: the whole file is the utterance
     video_path: str | None  # None: no video (audio-only clip)
-    start: float  # the utterance's window in video_path, seconds
-    end: float
+    start: float  # the utterance's window in video_path (and in audio_path when audio_window is None), seconds
+    end: float | None  # None: to the end of the file (a whole-file clip whose length the metadata does not say)
     region: str  # one of REGIONS
     crop: str  # one of CROP_POLICIES
     extra: Mapping[str, Any] = field(default_factory=dict)  # corpus-specific metadata, JSON-able
 
     @property
-    def duration(self) -> float:
-        return self.end - self.start
+    def duration(self) -> float | None:
+        return None if self.end is None else self.end - self.start
 
 
 @dataclass(frozen=True)
