@@ -312,7 +312,14 @@ def build_splits(plans: Sequence[ShardPlan], splits: Sequence[SplitSpec], classe
                              and (split.groups is None or p.group in split.groups)] for part in PARTS}
         empty = [part for part in PARTS if not chosen[part]]
         if empty:
-            omitted[split.name] = f"its {' and '.join(empty)} part(s) would be empty"
+            reason = f"its {' and '.join(empty)} part(s) would be empty"
+            if isinstance(split, SpeakerSplit):
+                absent = sorted(set().union(*(getattr(split, part) for part in empty)))
+                reason += f": no ok utterance of {', '.join(absent)} in WORK"
+            else:
+                drawn = sum(len(p.items) for p in plans if p.part is not None)
+                reason += f": WORK has {drawn} ok utterance(s) of group(s) {', '.join(sorted(split.groups))}"
+            omitted[split.name] = reason
             continue
         formed[split.name] = {"description": split.description,
                               **{part: _part(chosen[part], classes) for part in PARTS}}
