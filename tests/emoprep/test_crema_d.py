@@ -1,4 +1,5 @@
-"""CREMA-D recipe: the real metadata's published counts, label policies, classes, folds, bad input.
+"""CREMA-D: the recipe (the real metadata's published counts, label policies, classes, folds, bad input)
+and its synthetic twin (names, CSV quoting, codecs, a learnable signal, determinism).
 
 The real CSVs live outside the repository (../shared/crema-d-metadata, or $EMOAV_SHARED/crema-d-metadata);
 those tests skip, saying so, where that folder is absent.
@@ -11,11 +12,17 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
+from click.testing import CliRunner
 
+from emoprep.cli import main
 from emoprep.corpus import read_clips
 from emoprep.corpus.base import CorpusError, RecipeOptions
 from emoprep.corpus.crema_d import parse_name, perceived_code
+from emoprep.synth.crema_d import CremaParams, generate_crema_d
+from tests.emoprep.media_check import decoded_audio, haar_faces, middle_frame, streams
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_METADATA = Path(os.environ.get("EMOAV_SHARED", REPO.parent / "shared")) / "crema-d-metadata"
@@ -219,3 +226,145 @@ def test_unusable_roots_and_options_are_errors(tmp_path):
     (root / "VideoDemographics.csv").write_text('"ActorID","Age"\n1001,51\n')
     with pytest.raises(CorpusError, match="no column Sex"):
         read_clips("crema-d", root)
+
+
+# --- the synthetic twin (emoprep synth --corpus crema-d) ---------------------------------------------
+
+TWIN = CremaParams(actors=4, sentences=1, seed=0)  # 24 clips: DFA x 6 emotions x 4 actors, 2 M and 2 F
+DEMOGRAPHICS_ROW = re.compile(r'^\d{4},\d+,"(Male|Female)","[A-Za-z ]+","[A-Za-z ]+"$')
+SENTENCE_ROW = re.compile(r'^\d+,"\d{4}_[A-Z]{3}_[A-Z]{3}_[A-Z]{2}"$')
+# Levels may be space-padded (" 29:100"): two rows of the real table are.
+SUMMARY_ROW = re.compile(r'^"\d+","\d{4}_[A-Z]{3}_[A-Z]{3}_[A-Z]{2}"(,"[ADFHNS](:[ADFHNS])*"," *[\d.]+(: *[\d.]+)*"){3}$')
+
+
+def levels_match_votes(row: str) -> bool:
+    """A tied vote ("A:F") has one level per letter ("30.67:51.00"), in the real table and the twin's."""
+    fields = row.strip('"').split('","')
+    return [vote.count(":") for vote in fields[2::2]] == [level.count(":") for level in fields[3::2]]
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("crema-d-twin")
+    generate_crema_d(out, TWIN)
+    return out / "CREMA-D"
+
+
+def test_twin_csvs_have_the_real_quoting(twin, real_root_or_none):
+    demographics = (twin / "VideoDemographics.csv").read_text()
+    sentences = (twin / "SentenceFilenames.csv").read_text()
+    summary = (twin / "processedResults" / "summaryTable.csv").read_text()
+    assert demographics.splitlines()[0] == '"ActorID","Age","Sex","Race","Ethnicity"'
+    assert all(DEMOGRAPHICS_ROW.match(line) for line in demographics.splitlines()[1:]), demographics
+    assert sentences.splitlines()[0] == '"Stimulus_Number","Filename"' and not sentences.endswith("\n")
+    assert [SENTENCE_ROW.match(line) is not None for line in sentences.splitlines()[1:]] == [True] * 24
+    assert summary.splitlines()[0] == ('"","FileName","VoiceVote","VoiceLevel","FaceVote","FaceLevel",'
+                                       '"MultiModalVote","MultiModalLevel"')
+    assert all(SUMMARY_ROW.match(line) for line in summary.splitlines()[1:]), summary
+    assert all(levels_match_votes(row) for row in summary.splitlines()[1:])
+    if real_root_or_none is not None:  # and the real files agree with these patterns
+        for name, pattern in (("VideoDemographics.csv", DEMOGRAPHICS_ROW), ("SentenceFilenames.csv", SENTENCE_ROW),
+                              ("summaryTable.csv", SUMMARY_ROW)):
+            lines = (real_root_or_none / name).read_text().splitlines()[1:]
+            assert all(pattern.match(line) for line in lines), name
+        assert all(levels_match_votes(row) for row in (real_root_or_none / "summaryTable.csv").read_text().splitlines()[1:])
+
+
+@pytest.fixture(scope="module")
+def real_root_or_none() -> Path | None:
+    return REAL_METADATA if (REAL_METADATA / "SentenceFilenames.csv").is_file() else None
+
+
+def test_twin_reads_without_problems_with_ties_and_both_genders(twin):
+    corpus = read_clips("crema-d", twin)
+    assert corpus.problems == ()
+    assert len(corpus.clips) == 24 and Counter(c.gender for c in corpus.clips) == {"M": 12, "F": 12}
+    assert Counter(c.corpus_label for c in corpus.clips) == {code: 4 for code in ("ANG", "DIS", "FEA", "HAP",
+                                                                                 "NEU", "SAD")}
+    perceived = read_clips("crema-d", twin, RecipeOptions(label_policy="perceived"))
+    assert perceived.problems == ()
+    assert sum(c.extra["tie_broken"] for c in perceived.clips) >= 2
+    agree = sum(c.corpus_label == c.extra["intended"] for c in perceived.clips)
+    assert 16 <= agree < 24  # the crowd mostly sees the intended emotion, not always
+    assert len(corpus.splits) == 4 and all(len(s.test) == 1 for s in corpus.splits)
+
+
+def envelope(samples: np.ndarray, windows: int) -> np.ndarray:
+    """RMS over 10 ms windows (160 samples at 16 kHz)."""
+    return np.sqrt((samples[:windows * 160].reshape(windows, 160) ** 2).mean(1))
+
+
+def test_twin_media_codecs_sizes_and_rates(twin):
+    silent = []
+    for wav in sorted((twin / "AudioWAV").glob("*.wav")):
+        info = sf.info(wav)
+        assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
+        flv = twin / "VideoFlash" / f"{wav.stem}.flv"
+        assert flv.read_bytes()[:4] == b"FLV\x01"
+        found = streams(flv)
+        assert re.match(r"flv1 .*\b480x360\b.*\b29\.97 fps", found["Video"]), found
+        if "Audio" not in found:
+            silent.append(wav.stem)
+            continue
+        assert re.match(r"mp3\b.*\b44100 Hz, mono", found["Audio"]), found
+        # The flv's sound is the wav's (through MP3, which starts ~25 ms late): same loudness contour.
+        wav_audio, _ = sf.read(wav, dtype="float64")
+        flv_audio = decoded_audio(flv, 16000)
+        assert 0 <= len(flv_audio) - len(wav_audio) < 0.08 * 16000
+        wav_envelope, flv_envelope = (envelope(x, len(wav_audio) // 160) for x in (wav_audio, flv_audio))
+        best = max(np.corrcoef(wav_envelope[:-8], flv_envelope[lag:len(wav_envelope) - 8 + lag])[0, 1]
+                   for lag in range(8))
+        assert best > 0.9, (wav.stem, best)
+    assert len(silent) == 2  # every 17th clip's flv has no audio, as some real ones had until 2020
+
+
+def test_twin_face_fills_a_realistic_share_of_the_full_frame(twin):
+    for flv in sorted((twin / "VideoFlash").glob("100[12]_*.flv"))[::3]:
+        frame = middle_frame(flv)
+        assert frame.shape == (360, 480, 3)
+        faces = haar_faces(frame)
+        assert len(faces) == 1, (flv.name, faces)
+        x, y, w, h = faces[0]
+        assert 0.2 < h / 360 < 0.5 and 120 < x + w / 2 < 360  # a medium close-up, roughly centred
+
+
+def test_twin_signal_is_learnable_from_face_colour_and_voice_loudness(twin):
+    """Nearest centroid on two crude features (face tint, voice RMS) over 6 classes, leave one actor out."""
+    rows = []
+    for flv in sorted((twin / "VideoFlash").glob("*.flv")):
+        frame = middle_frame(flv).astype(float)
+        centre = frame[120:240, 180:300].reshape(-1, 3)
+        chroma = centre.mean(0) - centre.mean()
+        wav, _ = sf.read(twin / "AudioWAV" / f"{flv.stem}.wav", dtype="float64")
+        rows.append((flv.stem[:4], flv.stem.split("_")[2], [*chroma, 40 * np.log10(np.sqrt((wav ** 2).mean()))]))
+    correct = 0
+    for actor in {a for a, _, _ in rows}:
+        train = [(e, np.array(f)) for a, e, f in rows if a != actor]
+        centroids = {e: np.mean([f for e2, f in train if e2 == e], axis=0) for e, _ in train}
+        for a, emotion, features in rows:
+            if a == actor:
+                guess = min(centroids, key=lambda e: np.linalg.norm(centroids[e] - np.array(features)))
+                correct += guess == emotion
+    assert correct / len(rows) >= 0.8
+
+
+def test_twin_is_deterministic_resumable_and_the_cli_writes_it(tmp_path):
+    tiny = ["--corpus", "crema-d", "--actors", "1", "--sentences", "1", "--seed", "5"]
+    result = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "a"), *tiny])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"clips\s+6 \(0 already complete\)", result.output)
+    second = generate_crema_d(tmp_path / "b", CremaParams(actors=1, sentences=1, seed=5), workers=1)
+
+    def contents(root: Path) -> dict[str, bytes]:
+        return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    first = contents(tmp_path / "a")
+    assert first == contents(tmp_path / "b") and len(first) == 1 + 3 + 6 * 2  # stamp, CSVs, wav + flv per clip
+    flv = second.root / "VideoFlash" / "1001_DFA_SAD_XX.flv"
+    flv.unlink()
+    assert generate_crema_d(tmp_path / "b", CremaParams(actors=1, sentences=1, seed=5)).written == 1
+    assert contents(tmp_path / "b") == first
+    result = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "b"), "--corpus", "crema-d", "--seed", "6"])
+    assert result.exit_code != 0 and "other parameters" in result.output
+    result = CliRunner().invoke(main, ["synth", "--out", str(tmp_path / "c"), "--corpus", "crema-d", "--sessions", "2"])
+    assert result.exit_code != 0 and "--sessions is for --corpus iemocap, not crema-d" in result.output

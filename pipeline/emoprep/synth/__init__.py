@@ -10,7 +10,8 @@
 
 from emoprep.synth.face import BACKGROUNDS, LEFT_BACKGROUND, RIGHT_BACKGROUND
 from emoprep.synth.plan import SynthDialog, SynthParams, SynthUtterance, plan_corpus
-from emoprep.synth.render import CORPUS_FOLDER, SynthError, SynthSummary, generate_corpus
+from emoprep.synth.output import SynthError
+from emoprep.synth.render import CORPUS_FOLDER, SynthSummary, generate_corpus
 
 __all__ = [
     "BACKGROUNDS",
