@@ -1,6 +1,7 @@
-"""RAVDESS recipe: file-name fields, the audio-video files only, song and calm settings, folds, bad input.
+"""RAVDESS: the recipe (file-name fields, the audio-video files only, song and calm settings, folds, bad
+input) and its synthetic twin (names, codecs, sizes, rates, faces, determinism).
 
-The recipe never opens a file, so these tests lay out empty files with real names.
+The recipe never opens a file, so its tests lay out empty files with real names.
 """
 
 from __future__ import annotations
@@ -9,11 +10,15 @@ import re
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
+import soundfile as sf
 
 from emoprep.corpus import read_clips
 from emoprep.corpus.base import CorpusError, RecipeOptions
 from emoprep.corpus.ravdess import parse_name
+from emoprep.synth.ravdess import RavdessParams, generate_ravdess, plan_ravdess, write_trial
+from tests.emoprep.media_check import decoded_audio, haar_faces, middle_frame, streams
 
 
 def trial_names(modality: str, channel: str, actor: int) -> list[str]:
@@ -128,3 +133,76 @@ def test_unusable_roots_and_options_are_errors(tmp_path):
     with pytest.raises(ValueError, match="no label policy 'perceived'"):
         read_clips("ravdess", tmp_path, RecipeOptions(label_policy="perceived"))
     assert read_clips("ravdess", tmp_path).splits == ()  # one actor: no speaker-independent split
+
+
+# --- the synthetic twin (emoprep synth --corpus ravdess) ---------------------------------------------
+
+TWIN = RavdessParams(actors=3, intensities=1)  # 8 speech trials per actor (normal intensity), 24 mp4s
+
+
+@pytest.fixture(scope="module")
+def twin(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("ravdess-twin")
+    generate_ravdess(out, TWIN)
+    return out / "RAVDESS"
+
+
+def test_twin_reads_without_problems_and_extra_copies_are_not_counted(twin):
+    copies = sorted(p.name for p in (twin / "Actor_01").iterdir() if not p.name.startswith("01-"))
+    assert copies == ["02-01-01-01-01-01-01.mp4", "02-01-02-01-01-01-01.mp4",
+                      "03-01-01-01-01-01-01.wav", "03-01-02-01-01-01-01.wav"]
+    corpus = read_clips("ravdess", twin.parent)
+    assert corpus.problems == ()
+    assert len(corpus.clips) == 24 and {c.clip_id[:2] for c in corpus.clips} == {"01"}
+    assert Counter(c.gender for c in corpus.clips) == {"M": 16, "F": 8}
+    assert Counter(c.emotion for c in corpus.kept) == {"ang": 3, "hap": 3, "neu": 3, "sad": 3}
+    assert [sorted(s.test) for s in corpus.splits] == [["actor01"], ["actor03"], ["actor02"]]
+
+
+def test_twin_media_codecs_sizes_and_rates(twin):
+    for mp4 in sorted(twin.glob("Actor_*/01-*.mp4")):
+        found = streams(mp4)
+        assert re.match(r"h264 .*\b1280x720\b.*\b29\.97 fps", found["Video"]), found
+        assert re.match(r"aac .*\b48000 Hz, stereo", found["Audio"]), found
+    for video_only in twin.glob("Actor_01/02-*.mp4"):
+        assert set(streams(video_only)) == {"Video"}
+    for audio_only in twin.glob("Actor_01/03-*.wav"):
+        info = sf.info(audio_only)
+        assert (info.samplerate, info.channels, info.subtype) == (48000, 1, "PCM_16")
+        # The audio-video file's sound is the same trial's: compare loudness contours at 16 kHz.
+        mp4 = audio_only.with_name("01" + audio_only.name[2:]).with_suffix(".mp4")
+        reference, ours = decoded_audio(audio_only, 16000), decoded_audio(mp4, 16000)
+        windows = len(reference) // 160
+        contours = [np.sqrt((x[:windows * 160].reshape(windows, 160) ** 2).mean(1)) for x in (reference, ours)]
+        best = max(np.corrcoef(contours[0][:-8], contours[1][lag:windows - 8 + lag])[0, 1] for lag in range(8))
+        assert best > 0.9
+
+
+def test_twin_face_fills_a_realistic_share_of_the_full_frame(twin):
+    for mp4 in sorted(twin.glob("Actor_0[12]/01-*.mp4"))[::4]:
+        frame = middle_frame(mp4)
+        assert frame.shape == (720, 1280, 3)
+        faces = haar_faces(frame)
+        assert len(faces) == 1, (mp4.name, faces)
+        x, y, w, h = faces[0]
+        assert 0.2 < h / 720 < 0.5 and 320 < x + w / 2 < 960
+
+
+def test_twin_is_deterministic_and_resumes(twin, tmp_path):
+    trials = plan_ravdess(TWIN)[:2]  # Actor_01's first trials: with their 02- and 03- copies
+    for trial in trials:
+        write_trial(tmp_path, trial)
+    ours = sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*") if p.is_file())
+    assert len(ours) == 6 and not list(tmp_path.rglob(".*"))  # no leftover source wav
+    assert all((tmp_path / p).read_bytes() == (twin / p).read_bytes() for p in ours)
+    assert generate_ravdess(twin.parent, TWIN).written == 0
+
+
+def test_twin_plan_song_and_sizes():
+    assert len(plan_ravdess(RavdessParams())) == 4 * 15
+    full = plan_ravdess(RavdessParams(actors=24, statements=2, repetitions=2, song=True))
+    assert Counter(t.name[3:5] for t in full) == {"01": 1440, "02": 23 * 44}  # no song for Actor_18
+    assert not [t for t in full if t.actor == 18 and t.name[3:5] == "02"]
+    assert {parse_name(t.name).gender for t in full if t.actor % 2} == {"M"}
+    with pytest.raises(ValueError, match="choose 1 to 24"):
+        RavdessParams(actors=25)
