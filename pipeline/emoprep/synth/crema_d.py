@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import csv
 import io
-import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -42,11 +40,9 @@ from emoprep.synth.full_frame import ActedClip, Framing, clip_audio, clip_frames
 from emoprep.synth.output import (
     BITEXACT,
     TwinSummary,
-    claim,
     encode_video,
+    generate_twin,
     remove_leftovers,
-    write_pending,
-    write_text,
     write_wav,
 )
 from emoprep.synth.plan import GRID, SAMPLE_RATE
@@ -212,21 +208,7 @@ def write_clip(root: Path, clip: TwinClip) -> None:
 def generate_crema_d(out: str | Path, params: CremaParams = CremaParams(), workers: int = 2,
                      progress: Callable[[TwinClip], None] | None = None) -> TwinSummary:
     """Write a synthetic CREMA-D to `out`/CREMA-D; resume one left unfinished."""
-    began = time.perf_counter()
-    out = Path(out)
-    claim(out, CORPUS_FOLDER, {"generator": "emoprep synth", "corpus": "crema-d", "version": GENERATOR_VERSION,
-                               **asdict(params)})
-    root = out / CORPUS_FOLDER
     clips = plan_crema_d(params)
-    for relative, text in metadata_texts(clips).items():
-        write_text(root / relative, text)
-    written = write_pending(clips, lambda c: clip_paths(root, c)[1].exists(), lambda c: write_clip(root, c),
-                            workers, progress)
-    return TwinSummary(
-        root=root,
-        clips=len(clips),
-        written=written,
-        labels=tuple(sorted(Counter(c.emotion for c in clips).items())),
-        seconds=sum(c.acted.n_samples for c in clips) / SAMPLE_RATE,
-        wall_seconds=time.perf_counter() - began,
-    )
+    stamp = {"generator": "emoprep synth", "corpus": "crema-d", "version": GENERATOR_VERSION, **asdict(params)}
+    return generate_twin(Path(out), CORPUS_FOLDER, stamp, metadata_texts(clips), clips,
+                         lambda root, clip: clip_paths(root, clip)[1], write_clip, workers, progress)

@@ -9,6 +9,8 @@ with the same parameters skips it.
 from __future__ import annotations
 
 import json
+import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import suppress
@@ -23,6 +25,7 @@ import soundfile as sf
 
 from emoprep.atomic import atomic_path, is_temporary
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
+from emoprep.synth.plan import SAMPLE_RATE
 
 STAMP = "synth.json"  # beside the corpus folder: what made it, so a re-run can resume or refuse
 # Output options that make ffmpeg's bytes depend on the input alone (no version string, one thread).
@@ -126,3 +129,28 @@ def write_pending(units: Sequence[Unit], done: Callable[[Unit], bool], write: Ca
             if progress is not None:
                 progress(unit)
     return len(pending)
+
+
+def generate_twin(out: Path, folder: str, stamp: dict[str, Any], texts: dict[str, str], clips: Sequence[Unit],
+                  video_of: Callable[[Path, Unit], Path], write: Callable[[Path, Unit], None], workers: int,
+                  progress: Callable[[Unit], None] | None) -> TwinSummary:
+    """Claim `out`, write the metadata `texts` (relative path -> text) and every clip not finished yet.
+
+    A clip (with `.emotion` and `.acted`, an emoprep.synth.full_frame.ActedClip) is finished
+    when its `video_of` file exists: each twin writes that file last.
+    """
+    began = time.perf_counter()
+    claim(out, folder, stamp)
+    root = out / folder
+    for relative, text in texts.items():
+        write_text(root / relative, text)
+    written = write_pending(clips, lambda clip: video_of(root, clip).exists(), lambda clip: write(root, clip),
+                            workers, progress)
+    return TwinSummary(
+        root=root,
+        clips=len(clips),
+        written=written,
+        labels=tuple(sorted(Counter(clip.emotion for clip in clips).items())),
+        seconds=sum(clip.acted.n_samples for clip in clips) / SAMPLE_RATE,
+        wall_seconds=time.perf_counter() - began,
+    )

@@ -15,8 +15,6 @@ drawn per (seed, actor, trial), whatever order or thread writes it.
 
 from __future__ import annotations
 
-import time
-from collections import Counter
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -30,11 +28,9 @@ from emoprep.synth.full_frame import ActedClip, Framing, clip_audio, clip_frames
 from emoprep.synth.output import (
     BITEXACT,
     TwinSummary,
-    claim,
     encode_video,
+    generate_twin,
     remove_leftovers,
-    write_pending,
-    write_text,
     write_wav,
 )
 from emoprep.synth.plan import GRID, SAMPLE_RATE
@@ -144,20 +140,6 @@ def write_trial(root: Path, trial: TwinTrial) -> None:
 def generate_ravdess(out: str | Path, params: RavdessParams = RavdessParams(), workers: int = 2,
                      progress: Callable[[TwinTrial], None] | None = None) -> TwinSummary:
     """Write a synthetic RAVDESS to `out`/RAVDESS; resume one left unfinished."""
-    began = time.perf_counter()
-    out = Path(out)
-    claim(out, CORPUS_FOLDER, {"generator": "emoprep synth", "corpus": "ravdess", "version": GENERATOR_VERSION,
-                               **asdict(params)})
-    root = out / CORPUS_FOLDER
-    write_text(root / "README.txt", README.format(parameters=asdict(params)))
-    trials = plan_ravdess(params)
-    written = write_pending(trials, lambda t: t.path(root).exists(), lambda t: write_trial(root, t), workers,
-                            progress)
-    return TwinSummary(
-        root=root,
-        clips=len(trials),
-        written=written,
-        labels=tuple(sorted(Counter(t.emotion for t in trials).items())),
-        seconds=sum(t.acted.n_samples for t in trials) / SAMPLE_RATE,
-        wall_seconds=time.perf_counter() - began,
-    )
+    stamp = {"generator": "emoprep synth", "corpus": "ravdess", "version": GENERATOR_VERSION, **asdict(params)}
+    return generate_twin(Path(out), CORPUS_FOLDER, stamp, {"README.txt": README.format(parameters=asdict(params))},
+                         plan_ravdess(params), lambda root, trial: trial.path(root), write_trial, workers, progress)
