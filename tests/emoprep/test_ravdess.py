@@ -13,7 +13,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import soundfile as sf
+from click.testing import CliRunner
 
+from emoprep.cli import main
 from emoprep.corpus import read_clips
 from emoprep.corpus.base import CorpusError, RecipeOptions
 from emoprep.corpus.ravdess import parse_name
@@ -206,3 +208,15 @@ def test_twin_plan_song_and_sizes():
     assert {parse_name(t.name).gender for t in full if t.actor % 2} == {"M"}
     with pytest.raises(ValueError, match="choose 1 to 24"):
         RavdessParams(actors=25)
+
+
+def test_cli_writes_a_ravdess_twin_and_checks_its_options(tmp_path):
+    result = CliRunner().invoke(main, ["synth", "--corpus", "ravdess", "--out", str(tmp_path), "--actors", "1",
+                                       "--intensities", "1", "--seed", "3"])
+    assert result.exit_code == 0, result.output
+    assert re.search(r"clips\s+8 \(0 already complete\)", result.output) and "wall time" in result.output
+    assert len(read_clips("ravdess", tmp_path).clips) == 8
+    result = CliRunner().invoke(main, ["synth", "--corpus", "ravdess", "--out", str(tmp_path / "b"), "--actors", "25"])
+    assert result.exit_code != 0 and "RAVDESS has 24 actors" in result.output
+    result = CliRunner().invoke(main, ["synth", "--corpus", "ravdess", "--out", str(tmp_path / "b"), "--sentences", "3"])
+    assert result.exit_code != 0 and "--sentences is for --corpus crema-d, not ravdess" in result.output
