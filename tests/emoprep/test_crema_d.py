@@ -345,7 +345,7 @@ def test_twin_signal_is_learnable_from_face_colour_and_voice_loudness(twin):
             if a == actor:
                 guess = min(centroids, key=lambda e: np.linalg.norm(centroids[e] - np.array(features)))
                 correct += guess == emotion
-    assert correct / len(rows) >= 0.8
+    assert correct / len(rows) >= 0.8  # chance is 1/6; 1.0 measured
 
 
 def test_twin_is_deterministic_resumable_and_the_cli_writes_it(tmp_path):
