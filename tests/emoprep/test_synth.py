@@ -449,9 +449,9 @@ def test_refuses_to_write_into_a_corpus_it_did_not_make(tmp_path):
 
 
 def test_an_encoder_failure_names_the_dialog_and_leaves_it_to_redo(tmp_path, monkeypatch):
-    import emoprep.synth.render as render
+    import emoprep.synth.output as output
 
-    monkeypatch.setattr(render, "ffmpeg_exe", lambda: "false")  # exits 1 at once, reading nothing
+    monkeypatch.setattr(output, "ffmpeg_exe", lambda: "false")  # exits 1 at once, reading nothing
     with pytest.raises(SynthError, match=r"Ses01F_impro01: ffmpeg could not encode Ses01F_impro01\.avi"):
         generate_corpus(tmp_path, **TINY, workers=1)
     root = corpus_root(tmp_path)
