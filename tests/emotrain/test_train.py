@@ -11,7 +11,7 @@ import torch
 from click.testing import CliRunner
 
 from emotrain.cli import main
-from emotrain.evaluate import Objective
+from emotrain.objective import Objective
 from emotrain.metrics import SCALAR_KEYS
 from tests.emotrain.shard_factory import make_shards, rewrite_member
 

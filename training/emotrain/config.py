@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from emotrain.checkpoint import config_differences, write_atomic
+from emotrain.atomic import write_atomic
 from emotrain.data import MODALITIES
 from emotrain.metrics import SELECTABLE
 from emotrain.model import ModelConfig
@@ -135,3 +135,10 @@ def check_same_run(saved: dict, cfg: TrainConfig, where: str) -> None:
     if differences:
         raise ConfigError(f"{where} was trained with another configuration: {'; '.join(differences)}. "
                           "Use the same options, or another --out for a new run.")
+
+
+def config_differences(saved: dict, current: dict, ignore: frozenset[str] = frozenset()) -> list[str]:
+    """`key: saved X, now Y` for every differing key of two flat config dicts, except `ignore`."""
+    return [f"{key}: saved {saved.get(key)!r}, now {current.get(key)!r}"
+            for key in sorted((set(saved) | set(current)) - ignore)
+            if saved.get(key) != current.get(key)]

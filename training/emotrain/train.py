@@ -22,10 +22,7 @@ wrap, then the loop: train an epoch, evaluate on validation, log, checkpoint.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import math
 import os
 import random
@@ -41,26 +38,22 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from emotrain.checkpoint import (
-    capture_rng,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    write_atomic,
-)
+from emotrain.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config, run_document, write_run_config
 from emotrain.data import Batch, batches_per_rank, eval_loader, read_part, train_loader
-from emotrain.evaluate import (
+from emotrain.evaluate import evaluate_loader
+from emotrain.metrics import MetricSums, is_better, plot_curves
+# read_metrics: experiment.py imports it from here (being rewritten on another branch).
+from emotrain.metrics_log import read_metrics, write_metrics
+from emotrain.objective import (
     Objective,
     add_losses,
     build_objective,
-    evaluate_loader,
     load_objective_state,
     prepare_for_device,
     resolve_device,
     score,
 )
-from emotrain.metrics import SCALAR_KEYS, MetricSums, is_better, plot_curves
 
 
 class NonFiniteLoss(Exception):
@@ -251,24 +244,3 @@ def epoch_line(epoch: int, epochs: int, train: dict, val: dict, select: str, imp
     return (f"epoch {epoch}/{epochs} | train {part(train)} | val {part(val)} | "
             f"w_e {train['w_emotion']:.3f} w_g {train['w_gender']:.3f} | {train['samples_per_s']:.1f} samples/s"
             + (f" | skipped {skipped}" if skipped else "") + (f" | best {select}" if improved else ""))
-
-
-CSV_COLUMNS = ("epoch", "part", *SCALAR_KEYS, "samples", "skipped", "lr")
-
-
-def write_metrics(run: Path, rows: list[dict]) -> None:
-    """RUN/metrics.jsonl (one object per epoch and part) and RUN/metrics.csv (its scalar columns)."""
-    write_atomic(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(run / "metrics.csv", table.getvalue())
-
-
-def read_metrics(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
