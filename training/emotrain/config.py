@@ -34,7 +34,7 @@ WEIGHTINGS = ("static", "dynamic", "uncertainty", "dwa")
 AUDIO_CONVS = ("direct", "fft", "auto")
 DEVICES = ("auto", "cpu", "cuda")
 # What may change when a run is resumed: where things are and how fast they go, not what is learnt.
-RESUMABLE_CHANGES = frozenset({"shards", "out", "epochs", "workers", "device", "strict"})
+RESUMABLE_CHANGES = frozenset({"shards", "out", "epochs", "workers", "device", "strict", "tensorboard"})
 
 
 class ConfigError(Exception):
@@ -64,6 +64,7 @@ class TrainConfig:
     select: str = "unweighted_nll"
     shuffle_buffer: int = 1000
     strict: bool = False
+    tensorboard: bool = False  # also log the metrics as TensorBoard events in RUN/tensorboard/
     emotions: tuple[str, ...] = SHARED_EMOTIONS  # the shards' classes: fit sets them from splits.json
 
     def __post_init__(self) -> None:

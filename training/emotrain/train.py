@@ -31,7 +31,7 @@ import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -46,7 +46,7 @@ from emotrain.data import Batch, batches_per_rank, eval_loader, read_part, train
 from emotrain.evaluate import evaluate_loader
 from emotrain.metrics import MetricSums, is_better, plot_curves
 # read_metrics: experiment.py imports it from here (being rewritten on another branch).
-from emotrain.metrics_log import read_metrics, write_metrics
+from emotrain.metrics_log import TensorBoardLog, read_metrics, write_metrics
 from emotrain.objective import (
     Objective,
     add_losses,
@@ -78,7 +78,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
     cfg = dataclasses.replace(cfg, emotions=train_part.emotions)
     run = Path(cfg.out)
     checkpoint = open_run(run, cfg, resume)  # refuses, before any work, what would overwrite or mix runs
-    with joined_processes(cfg.device) as procs:
+    with joined_processes(cfg.device) as procs, ExitStack() as closing:
         on_error = "raise" if cfg.strict else "skip"
         pin = procs.device.type == "cuda"
         n_batches = batches_per_rank(train_part, cfg.batch_size, procs.world_size)
@@ -96,6 +96,9 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
                 echo(f"resuming {run} after epoch {start_epoch} of {cfg.epochs}")
         if procs.rank:
             seed_everything(cfg.seed * 1000 + procs.rank)  # distinct dropout per rank
+        board = None
+        if procs.is_main and cfg.tensorboard:  # before the run folder: it refuses if tensorboard is missing
+            board = closing.enter_context(TensorBoardLog(run, ("train", "val"), after_epoch=start_epoch))
         if procs.is_main and not resume:  # only now: a bad split or model option leaves no run folder behind
             run.mkdir(parents=True, exist_ok=True)
             write_run_config(run, cfg)
@@ -133,6 +136,9 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
                 # Metrics first: a resume drops rows past last.pt's epoch, never misses one.
                 write_metrics(run, rows)
                 plot_curves(rows, run / "curves.png")
+                if board is not None:
+                    board.add(train)
+                    board.add(val)
                 state = training_state(epoch, cfg, objective, optimizer, scheduler, best)
                 if improved:
                     save_checkpoint(run / "best.pt", state)
