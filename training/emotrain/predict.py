@@ -32,6 +32,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -311,13 +312,20 @@ class Predictor:
                     parts.append(self._branch_features(branch, inputs, lengths, present.to(self.device), name))
             # Under autocast the branches may come back in different dtypes (the FFT path is float32).
             emotion_logits, gender_logits = model.heads(torch.cat([p.float() for p in parts], dim=-1), lengths)
-        missing = tuple(None if self.fill == "zeros" or s.modalities == "audio+video"
-                        else ("video" if s.frames is None else "audio") for s in samples)
+        missing = tuple(None if self.fill == "zeros" else self._filled_branch(s) for s in samples)
         return Probabilities(
             emotion=torch.softmax(emotion_logits.double(), dim=-1).cpu().numpy(),
             gender=torch.softmax(gender_logits.double(), dim=-1).cpu().numpy(),
             missing=missing,
         )
+
+    def _filled_branch(self, sample: Prepared) -> str | None:
+        """The branch of this network that the sample has no input for."""
+        if self.model.audio is not None and sample.audio is None:
+            return "audio"
+        if self.model.visual is not None and sample.frames is None:
+            return "video"
+        return None
 
     def _branch_features(self, branch: torch.nn.Module, inputs: Tensor, lengths: Tensor, present: Tensor,
                          name: str) -> Tensor:
@@ -434,6 +442,7 @@ def decode_window(raw: dict, drop: str | None = None) -> DecodedWindow:
     except (KeyError, ValueError, UnicodeDecodeError) as exn:
         return DecodedWindow(window_info(raw, None), None, f"unreadable json: {exn}")
     info = window_info(raw, meta)
+    member = ".json"
     try:
         if meta.get("format_version") not in SHARD_FORMAT_VERSIONS:
             raise ValueError(f"format_version {meta.get('format_version')!r} is not supported")
@@ -442,12 +451,15 @@ def decode_window(raw: dict, drop: str | None = None) -> DecodedWindow:
         has_video = n_frames > 0 and "frames.jpg" in raw and drop != "video"
         if not has_audio and not has_video:
             return DecodedWindow(info, None, "neither audio nor a face" if drop is None else
-                                 f"no {'video' if drop == 'audio' else 'audio'}, and --drop {drop} hid the other")
+                                 f"no {'video' if drop == 'audio' else 'audio'}, and --drop {drop} hid its {drop}")
+        member = ".flac"
         audio = decode_audio(raw["flac"], n_samples) if has_audio else None
         steps = math.ceil(len(audio) / SAMPLES_PER_STEP) if audio is not None else min(n_frames, MAX_STEPS)
+        member = ".frames.jpg"
         frames = decode_frames(raw["frames.jpg"], n_frames, steps) if has_video else None
     except Exception as exn:  # noqa: BLE001: decoders raise many types; all mean "bad sample"
-        return DecodedWindow(info, None, f"{type(exn).__name__}: {exn}")
+        detail = re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exn))
+        return DecodedWindow(info, None, f"{member} does not decode ({type(exn).__name__}: {detail})")
     return DecodedWindow(info, Prepared(audio=audio, frames=frames, steps=steps), None)
 
 
