@@ -26,10 +26,12 @@ def _ffmpeg(*args: str) -> None:
 
 
 def make_video(path: Path, seconds: float, *, audio: np.ndarray | None = None, rate: int = 48_000,
-               channels: int = 1, size: str = "128x96", fps: int = 25) -> Path:
+               channels: int = 1, size: str = "128x96", fps: int = 25, faststart: bool = False) -> Path:
     """A video of `seconds` (testsrc pattern) with `audio` (float, mono) as its soundtrack, or no audio stream.
 
     The container follows the suffix (.mkv, .mp4, .mov, ...); audio is FLAC in Matroska, AAC elsewhere.
+    `faststart`: an mp4's index (moov) before its data, so that a copy cut short still opens
+    and says the full duration (see `truncated_copy`).
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     picture = ["-f", "lavfi", "-i", f"testsrc=size={size}:rate={fps}:duration={seconds}"]
@@ -39,6 +41,15 @@ def make_video(path: Path, seconds: float, *, audio: np.ndarray | None = None, r
     wav = path.with_suffix(".source.wav")
     sf.write(wav, np.repeat(audio[:, None], channels, axis=1), rate, subtype="FLOAT")
     codec = ["-c:a", "flac"] if path.suffix == ".mkv" else ["-c:a", "aac", "-b:a", "192k"]
-    _ffmpeg(*picture, "-i", str(wav), "-c:v", "mpeg4", *codec, "-shortest", str(path))
+    flags = ["-movflags", "+faststart"] if faststart else []
+    _ffmpeg(*picture, "-i", str(wav), "-c:v", "mpeg4", *codec, *flags, "-shortest", str(path))
     wav.unlink()
+    return path
+
+
+def truncated_copy(source: Path, path: Path, keep: float) -> Path:
+    """The first `keep` (a fraction) of the source's bytes: a download cut short, as
+    ../shared/real-media/eamm_video_sad.mp4 is; its header still gives the full duration."""
+    data = source.read_bytes()
+    path.write_bytes(data[: int(len(data) * keep)])
     return path

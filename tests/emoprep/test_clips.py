@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from pathlib import Path
 
 import pytest
@@ -12,9 +11,7 @@ from emoprep.corpus import read_clips
 from emoprep.corpus.base import CorpusError, RecipeOptions
 from emoprep.corpus.clips import LABELLED_SPLIT, Windowing, clip_stem
 from emoprep.media.audio import AudioError, read_audio_stream
-from tests.emoprep.media_factory import make_video, tones
-
-TRUNCATED = Path("/work/shared/real-media/eamm_video_sad.mp4")  # cut short in its own repository
+from tests.emoprep.media_factory import make_video, tones, truncated_copy
 SAFE_KEY = re.compile(r"^[A-Za-z0-9_-]+$")
 
 
@@ -86,7 +83,10 @@ def test_each_bad_input_is_a_problem_or_a_record_that_decoding_refuses_never_a_c
     make_video(tmp_path / "tiny.mp4", 0.02, fps=100, size="64x48")  # shorter than one 25 fps frame
     make_video(tmp_path / "silent.mkv", 2.0, size="64x48")  # no audio stream
     make_video(tmp_path / "pattern.mkv", 2.0, audio=tones(2.0, 48_000, (300.0,)), size="64x48")  # no face at all
-    shutil.copy(TRUNCATED, tmp_path / "truncated.mp4")
+    whole = make_video(tmp_path / "source" / "whole.mp4", 8.0, audio=tones(8.0, 48_000, (300.0,)), size="64x48",
+                       faststart=True)
+    truncated_copy(whole, tmp_path / "truncated.mp4", keep=0.5)
+    whole.unlink()
     clips = read_clips("clips", tmp_path)
     problems = {Path(p.path).name: p.reason for p in clips.problems}
     assert set(problems) == {"notes.mp4", "tiny.mp4"}
@@ -96,7 +96,7 @@ def test_each_bad_input_is_a_problem_or_a_record_that_decoding_refuses_never_a_c
     assert {c.extra["source"] for c in clips.clips} == {"silent.mkv", "pattern.mkv", "truncated.mp4"}
     with pytest.raises(AudioError, match=r"no audio stream: .*silent\.mkv"):
         read_audio_stream(tmp_path / "silent.mkv", 0.0, 2.0)
-    # The truncated clip's header says 6.3 s, but its sound stops after 4.4 s: the second window is empty.
+    # The truncated copy's header says 8 s, but its data stops about half way: the second window is empty.
     last = max((c for c in clips.clips if c.extra["source"] == "truncated.mp4"), key=lambda c: c.start)
     assert last.start == 6.0
     with pytest.raises(AudioError, match=r"empty audio: .*truncated\.mp4"):
@@ -118,3 +118,16 @@ def test_a_folder_without_videos_and_bad_settings_are_corpus_errors(tmp_path):
         read_clips("clips", tmp_path, RecipeOptions(settings={"hop": "0"}))
     with pytest.raises(CorpusError, match="unknown setting"):
         read_clips("clips", tmp_path, RecipeOptions(settings={"windw": "3"}))
+
+
+PUBLISHED_TRUNCATED = Path("/work/shared/real-media/eamm_video_sad.mp4")  # cut short in its own repository
+
+
+@pytest.mark.skipif(not PUBLISHED_TRUNCATED.is_file(), reason="the shared real media are not on this machine")
+def test_the_published_truncated_clip_gives_a_window_whose_audio_decoding_names_it(tmp_path):
+    (tmp_path / "sad.mp4").symlink_to(PUBLISHED_TRUNCATED)
+    clips = read_clips("clips", tmp_path)
+    assert [(c.start, c.end) for c in clips.clips] == [(0.0, 6.0), (6.0, 6.28)]
+    assert len(read_audio_stream(tmp_path / "sad.mp4", 0.0, 6.0).samples) == 70_656  # 4.416 s decode, not 6
+    with pytest.raises(AudioError, match=r"empty audio: .*sad\.mp4"):
+        read_audio_stream(tmp_path / "sad.mp4", 6.0, 0.28)

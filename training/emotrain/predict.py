@@ -276,6 +276,8 @@ class Predictor:
 
     def means(self) -> BranchMeans | None:
         """The branch means, computed on first need; None (with the reason kept) when they cannot be."""
+        if self._branch_means_source is None:
+            self._branch_means_error = "no branch means were given to this Predictor (Predictor.from_run computes them)"
         if self._branch_means is None and self._branch_means_error is None:
             try:
                 self._branch_means = self._branch_means_source()

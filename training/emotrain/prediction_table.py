@@ -119,7 +119,7 @@ def _csv_value(value: object) -> object:
     if value is None:
         return ""
     if isinstance(value, float):
-        return f"{value:.6g}"
+        return f"{value:.9g}"
     return value
 
 
