@@ -49,8 +49,9 @@ os.environ["OMP_NUM_THREADS"] = "1"  # per-core figures; set before torch is imp
 import torch
 
 from report import best_times, read_tar_members, table, write_json  # benchmarks/report.py: run as scripts, beside it
-from emotrain.data import MAX_STEPS, MODALITIES, SAMPLE_RATE, Part, ShardsError, eval_loader, read_part
+from emotrain.data import MODALITIES, Part, ShardsError, eval_loader, read_part
 from emotrain.model import SAMPLES_PER_STEP
+from shardformat import MAX_STEPS, SAMPLE_RATE
 
 WORKERS = (0, 1, 2)
 TRAIN_STEP_JSON = Path(__file__).resolve().parent / "results" / "train_step.json"

@@ -70,9 +70,9 @@ def test_read_part_refuses_empty_part_and_unknown_version(tmp_path, shards):
         read_part(tmp_path, "paper", "test")
     with pytest.raises(ShardsError, match="shard file.* missing"):
         read_part(tmp_path, "paper", "train")  # the tars are not in tmp_path
-    doc["format_version"] = 2
+    doc["format_version"] = 3
     (tmp_path / "splits.json").write_text(json.dumps(doc))
-    with pytest.raises(ShardsError, match="format_version 2 is not supported"):
+    with pytest.raises(ShardsError, match="format_version 3 is not supported"):
         read_part(tmp_path, "paper", "train")
     with pytest.raises(ShardsError, match="not found"):
         read_part(tmp_path / "nowhere", "paper", "train")

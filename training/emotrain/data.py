@@ -19,7 +19,7 @@ Validation and test (`eval_loader`): every sample exactly once. Each rank reads 
 the part in order (split across its loader workers), and keeps sample i of each worker's
 stream where i % world_size == rank; metric sums are then reduced across ranks.
 
-Decoding follows the contract: labels from json (class order EMOTIONS, GENDERS); the FLAC to
+Decoding follows the contract: labels from json (class order: the shard set's emotion classes, GENDERS); the FLAC to
 int16, normalised per utterance to zero mean and unit variance over its valid samples (a
 silent utterance stays zero); the stacked JPEG (PIL) to frames (steps, 3, 96, 96) uint8, the
 layout the model takes. steps = ceil(n_samples / 640), at most 150 (6 s; longer audio is
@@ -37,9 +37,7 @@ it stops the run with a SampleError.
 
 from __future__ import annotations
 
-import io
 import itertools
-import json
 import math
 import random
 from collections.abc import Callable, Iterable, Iterator
@@ -48,20 +46,12 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-import soundfile as sf
+import shardformat
 import torch
 import webdataset as wds
-from PIL import Image
+from shardformat import FRAME_SIZE, GENDERS, MAX_AUDIO_SAMPLES, SAMPLES_PER_FRAME
 from torch import Tensor
 
-from emotrain.model import EMOTIONS, GENDERS, SAMPLES_PER_STEP
-
-FORMAT_VERSIONS = (1,)
-SAMPLE_RATE = 16_000
-FRAME_SIZE = 96
-MAX_STEPS = 150  # 6 s at 25 steps/s: the contract's and the paper's cap
-MAX_AUDIO_SAMPLES = MAX_STEPS * SAMPLES_PER_STEP
-PARTS = ("train", "val", "test")
 MODALITIES = ("av", "a", "v")
 # A Batcher that sees this many bad samples without one good sample stops: the shards are
 # broken beyond skipping (and a resampled stream would otherwise spin forever).
@@ -89,6 +79,7 @@ class Part:
     shards: tuple[str, ...]  # paths of the tar files
     samples: int
     shard_samples: dict[str, int]  # path -> samples, from index.json (shards it lists)
+    emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS  # the shard set's classes, in label order
 
 
 def read_part(shards_dir: Path | str, split: str, part: str) -> Part:
@@ -98,42 +89,27 @@ def read_part(shards_dir: Path | str, split: str, part: str) -> Part:
     if not splits_file.is_file():
         raise ShardsError(f"{splits_file}: not found; is {shards_dir} a folder written by `emoprep shard`?")
     try:
-        doc = json.loads(splits_file.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exn:
-        raise ShardsError(f"{splits_file}: not valid JSON ({exn})") from exn
-    version = doc.get("format_version") if isinstance(doc, dict) else None
-    if version not in FORMAT_VERSIONS:
-        raise ShardsError(f"{splits_file}: format_version {version!r} is not supported "
-                          f"(this emotrain reads {', '.join(map(str, FORMAT_VERSIONS))}); "
-                          "use an emotrain that matches the emoprep that wrote the shards")
-    splits = doc.get("splits") or {}
-    if split not in splits:
-        raise ShardsError(f"{splits_file}: no split {split!r}; available: {', '.join(sorted(splits)) or 'none'}")
-    parts = {name: p for name, p in splits[split].items() if name in PARTS}
-    entry = parts.get(part)
-    non_empty = sorted(name for name, p in parts.items() if p.get("shards") and p.get("samples"))
-    if not entry or not entry.get("shards") or not entry.get("samples"):
-        state = "missing" if entry is None else "empty"
-        raise ShardsError(f"{splits_file}: split {split!r} part {part!r} is {state}; parts with samples: "
-                          f"{', '.join(non_empty) or 'none'}")
-    paths = tuple(str(shards_dir / name) for name in entry["shards"])
+        doc = shardformat.parse_splits(splits_file.read_text(encoding="utf-8"))
+        entry = doc.part(split, part)
+    except (ValueError, UnicodeDecodeError) as exn:
+        raise ShardsError(f"{splits_file}: {exn}") from exn
+    paths = tuple(str(shards_dir / name) for name in entry.shards)
     missing = [p for p in paths if not Path(p).is_file()]
     if missing:
         raise ShardsError(f"split {split!r} part {part!r}: {len(missing)} shard file(s) missing, "
                           f"e.g. {missing[0]}; re-run `emoprep shard` or copy the whole folder")
     counts = read_shard_counts(shards_dir)
-    return Part(split=split, name=part, shards=paths, samples=int(entry["samples"]),
-                shard_samples={p: counts[p] for p in paths if p in counts})
+    return Part(split=split, name=part, shards=paths, samples=entry.samples,
+                shard_samples={p: counts[p] for p in paths if p in counts}, emotions=doc.emotions)
 
 
 def read_shard_counts(shards_dir: Path) -> dict[str, int]:
     """path -> samples from SHARDS/index.json; empty when there is none (the check is then skipped)."""
-    index_file = shards_dir / "index.json"
     try:
-        doc = json.loads(index_file.read_text(encoding="utf-8"))
-        return {str(shards_dir / e["file"]): int(e["samples"]) for e in doc["shards"]}
-    except (OSError, ValueError, KeyError, TypeError):
+        doc = shardformat.parse_index((shards_dir / "index.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
         return {}
+    return {str(shards_dir / name): samples for name, samples in doc.shard_samples.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -157,7 +133,7 @@ class Example:
     """One decoded utterance; audio is None for modality "v", frames None for "a"."""
 
     key: str
-    audio: np.ndarray | None  # (n,) float32, normalised, n <= steps * SAMPLES_PER_STEP
+    audio: np.ndarray | None  # (n,) float32, normalised, n <= steps * SAMPLES_PER_FRAME
     frames: np.ndarray | None  # (steps, 3, 96, 96) uint8
     steps: int
     emotion: int
@@ -166,7 +142,7 @@ class Example:
 
 @dataclass(frozen=True)
 class Batch:
-    audio: Tensor | None  # (B, max_steps * SAMPLES_PER_STEP) float32, zero-padded
+    audio: Tensor | None  # (B, max_steps * SAMPLES_PER_FRAME) float32, zero-padded
     frames: Tensor | None  # (B, max_steps, 3, 96, 96) uint8, zero-padded
     lengths: Tensor  # (B,) int64 valid steps
     emotion: Tensor  # (B,) int64
@@ -194,34 +170,6 @@ class Batch:
 # decoding one sample (pure: bytes in, Example out, ValueError with the reason on bad input)
 
 
-def decode_labels(raw_json: bytes) -> dict:
-    meta = json.loads(raw_json)
-    if not isinstance(meta, dict):
-        raise ValueError("json is not an object")
-    if meta.get("format_version") not in FORMAT_VERSIONS:
-        raise ValueError(f"format_version {meta.get('format_version')!r} is not supported "
-                         f"(this emotrain reads {', '.join(map(str, FORMAT_VERSIONS))})")
-    if meta.get("emotion") not in EMOTIONS:
-        raise ValueError(f"emotion {meta.get('emotion')!r} is not one of {', '.join(EMOTIONS)}")
-    if meta.get("gender") not in GENDERS:
-        raise ValueError(f"gender {meta.get('gender')!r} is not one of {', '.join(GENDERS)}")
-    for name in ("n_samples", "n_frames"):
-        value = meta.get(name)
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise ValueError(f"{name} {value!r} is not a positive integer")
-    return meta
-
-
-def decode_audio(flac: bytes, n_samples: int) -> np.ndarray:
-    """int16 FLAC -> (min(n_samples, 6 s),) float32, zero mean and unit variance over those samples."""
-    audio, rate = sf.read(io.BytesIO(flac), dtype="int16")
-    if rate != SAMPLE_RATE or audio.ndim != 1:
-        raise ValueError(f"flac is {rate} Hz with shape {audio.shape}, expected mono {SAMPLE_RATE} Hz")
-    if len(audio) != n_samples:
-        raise ValueError(f"flac has {len(audio)} samples, json says n_samples={n_samples}")
-    return normalise_audio(audio[:MAX_AUDIO_SAMPLES])
-
-
 def normalise_audio(audio: np.ndarray) -> np.ndarray:
     x = audio.astype(np.float32)
     x -= x.mean()
@@ -230,43 +178,44 @@ def normalise_audio(audio: np.ndarray) -> np.ndarray:
     return x
 
 
-def decode_frames(jpeg: bytes, n_frames: int, steps: int) -> np.ndarray:
-    """Stacked JPEG -> (steps, 3, 96, 96) uint8: extra frames dropped, the last one repeated to fill."""
-    with Image.open(io.BytesIO(jpeg)) as image:
-        if image.format != "JPEG" or image.size != (FRAME_SIZE, FRAME_SIZE * n_frames):
-            raise ValueError(f"frames.jpg is a {image.format} of {image.size[0]}x{image.size[1]}, expected a JPEG "
-                             f"of {FRAME_SIZE}x{FRAME_SIZE * n_frames} for n_frames={n_frames}")
-        pixels = np.asarray(image.convert("RGB"))
-    frames = pixels.reshape(n_frames, FRAME_SIZE, FRAME_SIZE, 3)[:steps]
+def frames_for_steps(frames: np.ndarray, steps: int) -> np.ndarray:
+    """(n, 96, 96, 3) -> (steps, 3, 96, 96) uint8: extra frames dropped, the last one repeated to fill."""
+    frames = frames[:steps]
     if len(frames) < steps:
         frames = np.concatenate([frames, np.repeat(frames[-1:], steps - len(frames), axis=0)])
     return np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
 
 
-def decode_sample(raw: dict, modality: str) -> Example:
-    """A raw WebDataset sample (`__key__`, `json`, `flac`, `frames.jpg`) -> Example."""
+def decode_sample(raw: dict, modality: str, emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS) -> Example:
+    """A raw WebDataset sample (`__key__`, `json`, `flac`, `frames.jpg`) -> Example, for training or scoring.
+
+    The sample must be labelled and carry what the modality needs.
+    """
     needed = ["json"] + (["flac"] if modality != "v" else []) + (["frames.jpg"] if modality != "a" else [])
     missing = [m for m in needed if m not in raw]
     if missing:
         raise ValueError(f"missing member(s) {', '.join('.' + m for m in missing)}")
-    meta = decode_labels(raw["json"])
-    steps = min(math.ceil(meta["n_samples"] / SAMPLES_PER_STEP), MAX_STEPS)
+    meta = shardformat.decode_meta(raw["json"], emotions)
+    if meta.emotion is None or meta.gender is None:
+        raise ValueError("unlabelled sample (emotion or gender is null): it can be predicted, not trained on")
+    steps = shardformat.steps_of(meta.n_samples)
+    audio = frames = None
+    if modality != "v":
+        audio = normalise_audio(shardformat.decode_audio(raw["flac"], meta.n_samples)[:MAX_AUDIO_SAMPLES])
+    if modality != "a":
+        frames = frames_for_steps(shardformat.decode_frames(raw["frames.jpg"], meta.n_frames), steps)
     return Example(
-        key=raw["__key__"],
-        audio=decode_audio(raw["flac"], meta["n_samples"]) if modality != "v" else None,
-        frames=decode_frames(raw["frames.jpg"], meta["n_frames"], steps) if modality != "a" else None,
-        steps=steps,
-        emotion=EMOTIONS.index(meta["emotion"]),
-        gender=GENDERS.index(meta["gender"]),
+        key=raw["__key__"], audio=audio, frames=frames, steps=steps,
+        emotion=emotions.index(meta.emotion), gender=GENDERS.index(meta.gender),
     )
 
 
 def collate(examples: list[Example], skipped: list[Skipped] = ()) -> Batch:
-    """Pad audio to the batch's longest (a multiple of SAMPLES_PER_STEP) and frames to as many steps."""
+    """Pad audio to the batch's longest (a multiple of SAMPLES_PER_FRAME) and frames to as many steps."""
     steps = max((e.steps for e in examples), default=0)
     audio = frames = None
     if examples and examples[0].audio is not None:
-        audio = np.zeros((len(examples), steps * SAMPLES_PER_STEP), dtype=np.float32)
+        audio = np.zeros((len(examples), steps * SAMPLES_PER_FRAME), dtype=np.float32)
         for row, e in enumerate(examples):
             audio[row, : len(e.audio)] = e.audio
         audio = torch.from_numpy(audio)
@@ -368,6 +317,7 @@ class Decode:
 
     modality: str
     on_error: ErrorPolicy = "raise"
+    emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS
 
     def __call__(self, samples: Iterable[dict | Skipped]) -> Iterator[Example | Skipped]:
         for raw in samples:
@@ -375,7 +325,7 @@ class Decode:
                 yield raw
                 continue
             try:
-                yield decode_sample(raw, self.modality)
+                yield decode_sample(raw, self.modality, self.emotions)
             except Exception as exn:  # noqa: BLE001: decoders raise many types; all mean "bad sample"
                 problem = Skipped(raw.get("__url__", "?"), raw.get("__key__"), f"{type(exn).__name__}: {exn}")
                 if self.on_error == "raise":
@@ -428,7 +378,7 @@ def train_loader(
                             deterministic=True),
         ReadShards(on_error, part.shard_samples),
         ShuffleSamples(shuffle_buffer, seed=epoch_seed, rank=rank),
-        Decode(modality, on_error),
+        Decode(modality, on_error, part.emotions),
         Batcher(batch_size),
     )
     loader = wds.WebLoader(pipeline, batch_size=None, num_workers=workers, pin_memory=pin_memory)
@@ -445,7 +395,7 @@ def eval_loader(
         wds.split_by_worker,
         ReadShards(on_error, part.shard_samples),
         KeepEvery(rank, world_size),
-        Decode(modality, on_error),
+        Decode(modality, on_error, part.emotions),
         Batcher(batch_size),
     )
     return wds.WebLoader(pipeline, batch_size=None, num_workers=workers, pin_memory=pin_memory)

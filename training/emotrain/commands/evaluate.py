@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import click
+from shardformat import PARTS
 
 from emotrain.checkpoint import CheckpointError
 from emotrain.config import DEVICES, ConfigError
-from emotrain.data import PARTS, SampleError, ShardsError
+from emotrain.data import SampleError, ShardsError
 from emotrain.evaluate import evaluate_run
 
 
