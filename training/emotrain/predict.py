@@ -30,26 +30,23 @@ one without video): such a sample fails, naming why.
 from __future__ import annotations
 
 import hashlib
-import json
-import math
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import shardformat
 import torch
 import webdataset as wds
+from shardformat import FRAME_SIZE, MAX_AUDIO_SAMPLES, MAX_STEPS, SAMPLES_PER_FRAME
 from torch import Tensor
 
 from emotrain.checkpoint import atomic_path
 from emotrain.config import TrainConfig
-from emotrain.data import (
-    MAX_AUDIO_SAMPLES, MAX_STEPS, ReadShards, ShardsError, Skipped, decode_audio, decode_frames, eval_loader,
-    normalise_audio, read_part,
-)
+from emotrain.data import ReadShards, ShardsError, Skipped, eval_loader, frames_for_steps, normalise_audio, read_part
 from emotrain.evaluate import load_run, resolve_device
-from emotrain.model import EMOTIONS, FRAME_SIZE, GENDERS, SAMPLES_PER_STEP, EmotionGenderNet
+from emotrain.model import GENDERS, EmotionGenderNet
 
 FILL_SAMPLES = 128  # training samples the branch means average over
 FILLS = ("mean", "zeros")
@@ -68,7 +65,7 @@ class PredictError(Exception):
 class Prepared:
     """A sample as the network takes it; audio or frames may be absent, not both."""
 
-    audio: np.ndarray | None  # (n,) float32, normalised, n <= steps * SAMPLES_PER_STEP
+    audio: np.ndarray | None  # (n,) float32, normalised, n <= steps * SAMPLES_PER_FRAME
     frames: np.ndarray | None  # (steps, 3, 96, 96) uint8
     steps: int
 
@@ -100,18 +97,10 @@ def prepare(audio: np.ndarray | None, frames: np.ndarray | None) -> Prepared:
                              f"got {frames.shape} {frames.dtype}")
     if audio is None and frames is None:
         raise ValueError("a sample needs audio or frames; it has neither")
-    steps = math.ceil(len(audio) / SAMPLES_PER_STEP) if audio is not None else min(len(frames), MAX_STEPS)
+    steps = shardformat.steps_of(len(audio)) if audio is not None else min(len(frames), MAX_STEPS)
     if frames is not None:
-        frames = fit_frames(frames.transpose(0, 3, 1, 2), steps)
+        frames = frames_for_steps(frames, steps)
     return Prepared(audio=audio, frames=frames, steps=steps)
-
-
-def fit_frames(frames: np.ndarray, steps: int) -> np.ndarray:
-    """(n, 3, 96, 96) -> (steps, 3, 96, 96): frames beyond `steps` dropped, the last repeated to reach it."""
-    frames = frames[:steps]
-    if len(frames) < steps:
-        frames = np.concatenate([frames, np.repeat(frames[-1:], steps - len(frames), axis=0)])
-    return np.ascontiguousarray(frames)
 
 
 @dataclass(frozen=True)
@@ -127,7 +116,7 @@ def collate_prepared(samples: Sequence[Prepared], with_audio: bool, with_video: 
     steps = max(s.steps for s in samples)
     audio = frames = None
     if with_audio:
-        audio = np.zeros((len(samples), steps * SAMPLES_PER_STEP), np.float32)
+        audio = np.zeros((len(samples), steps * SAMPLES_PER_FRAME), np.float32)
         for row, s in enumerate(samples):
             if s.audio is not None:
                 audio[row, : len(s.audio)] = s.audio
@@ -235,7 +224,7 @@ class Predictor:
         self.model = model.eval().to(device)
         self.device = device
         self.fill = fill
-        self.emotions: tuple[str, ...] = EMOTIONS
+        self.emotions: tuple[str, ...] = model.config.emotions
         self.genders: tuple[str, ...] = GENDERS
         self._branch_means_source = branch_means
         self._branch_means: BranchMeans | None = None
@@ -342,56 +331,41 @@ class Predictor:
             rows = present.nonzero().squeeze(1)
             # Only as many steps as the longest present sample: the branch sees a batch of its own.
             longest = int(lengths[rows].max())
-            sliced = inputs[rows][:, : longest * SAMPLES_PER_STEP] if name == "audio" else inputs[rows][:, :longest]
+            sliced = inputs[rows][:, : longest * SAMPLES_PER_FRAME] if name == "audio" else inputs[rows][:, :longest]
             out[rows, :longest] = branch(sliced, lengths[rows]).to(out.dtype)
         return out
 
 # ---------------------------------------------------------------------------------------------
 # shards in, one row per window out
 
-SHARD_FORMAT_VERSIONS = (1, 2)  # 2: clips of any corpus, labels may be null, a modality may be absent
-
-
 @dataclass(frozen=True)
 class ShardSelection:
     files: tuple[str, ...]
     samples: int | None  # from index.json, for the progress bar; None when it does not say
     shard_samples: dict[str, int]
-    emotions: tuple[str, ...] | None  # the shards' emotion classes, when they say
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exn:
-        raise ShardsError(f"{path}: unreadable ({exn})") from exn
-    if not isinstance(doc, dict) or doc.get("format_version") not in SHARD_FORMAT_VERSIONS:
-        found = doc.get("format_version") if isinstance(doc, dict) else None
-        raise ShardsError(f"{path}: format_version {found!r} is not one this emotrain predicts from "
-                          f"({', '.join(map(str, SHARD_FORMAT_VERSIONS))})")
-    return doc
+    emotions: tuple[str, ...]  # the shard set's emotion classes (its labels' names)
 
 
 def select_shards(shards_dir: str | Path, split: str | None = None, part: str | None = None) -> ShardSelection:
-    """Every shard index.json lists, or the shards of one part of a split in splits.json."""
+    """Every shard index.json lists (an unlabelled set has no splits), or the shards of one part of a split."""
     shards_dir = Path(shards_dir)
     index_path = shards_dir / "index.json"
     if not index_path.is_file():
         raise ShardsError(f"{index_path}: not found; is {shards_dir} a folder written by `emoprep shard`?")
-    index = _read_json(index_path)
-    counts = {str(shards_dir / e["file"]): int(e["samples"]) for e in index.get("shards", [])}
-    classes = index.get("classes", {}).get("emotion")
+    try:
+        index = shardformat.parse_index(index_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as exn:
+        raise ShardsError(f"{index_path}: {exn}") from exn
+    counts = {str(shards_dir / name): samples for name, samples in index.shard_samples.items()}
     if split is None:
         files = tuple(counts)
     else:
         splits_path = shards_dir / "splits.json"
-        splits = _read_json(splits_path).get("splits", {}) if splits_path.is_file() else {}
-        if split not in splits:
-            raise ShardsError(f"{shards_dir}: no split {split!r}; available: {', '.join(sorted(splits)) or 'none'}")
-        entry = splits[split].get(part or "test")
-        if not entry or not entry.get("shards"):
-            raise ShardsError(f"{splits_path}: split {split!r} has no part {part or 'test'!r} with shards")
-        files = tuple(str(shards_dir / name) for name in entry["shards"])
+        try:
+            entry = shardformat.parse_splits(splits_path.read_text(encoding="utf-8")).part(split, part or "test")
+        except (OSError, UnicodeDecodeError, ValueError) as exn:
+            raise ShardsError(f"{splits_path}: {exn}") from exn
+        files = tuple(str(shards_dir / name) for name in entry.shards)
     if not files:
         raise ShardsError(f"{index_path}: lists no shard")
     missing = [f for f in files if not Path(f).is_file()]
@@ -399,9 +373,7 @@ def select_shards(shards_dir: str | Path, split: str | None = None, part: str | 
         raise ShardsError(f"{len(missing)} shard file(s) missing, e.g. {missing[0]}")
     known = [counts.get(f) for f in files]
     return ShardSelection(files=files, samples=None if None in known else sum(known),
-                          shard_samples={f: counts[f] for f in files if f in counts},
-                          emotions=tuple(classes) if classes else None)
-
+                          shard_samples={f: counts[f] for f in files if f in counts}, emotions=index.emotions)
 
 @dataclass(frozen=True)
 class WindowInfo:
@@ -435,30 +407,30 @@ def window_info(raw: dict, meta: dict | None) -> WindowInfo:
     )
 
 
-def decode_window(raw: dict, drop: str | None = None) -> DecodedWindow:
-    """A raw sample (v1 or v2) -> what the network takes, or the reason it cannot; `drop` hides a modality."""
-    try:
-        meta = json.loads(raw["json"])
-        if not isinstance(meta, dict):
-            raise ValueError("json is not an object")
-    except (KeyError, ValueError, UnicodeDecodeError) as exn:
-        return DecodedWindow(window_info(raw, None), None, f"unreadable json: {exn}")
-    info = window_info(raw, meta)
+def decode_window(raw: dict, emotions: tuple[str, ...], drop: str | None = None) -> DecodedWindow:
+    """A raw sample (v1 or v2) -> what the network takes, or the reason it cannot; `drop` hides a modality.
+
+    `emotions`: the shard set's classes, which its labels are checked against.
+    """
     member = ".json"
+    info = window_info(raw, None)
     try:
-        if meta.get("format_version") not in SHARD_FORMAT_VERSIONS:
-            raise ValueError(f"format_version {meta.get('format_version')!r} is not supported")
-        n_samples, n_frames = int(meta.get("n_samples") or 0), int(meta.get("n_frames") or 0)
-        has_audio = n_samples > 0 and "flac" in raw and drop != "audio"
-        has_video = n_frames > 0 and "frames.jpg" in raw and drop != "video"
+        meta = shardformat.decode_meta(raw["json"], emotions)
+        info = window_info(raw, dict(meta.fields))
+        has_audio = meta.has_audio and drop != "audio"
+        has_video = meta.has_frames and drop != "video"
         if not has_audio and not has_video:
-            return DecodedWindow(info, None, "neither audio nor a face" if drop is None else
-                                 f"no {'video' if drop == 'audio' else 'audio'}, and --drop {drop} hid its {drop}")
+            other = "video" if drop == "audio" else "audio"
+            return DecodedWindow(info, None, f"no {other}, and --drop {drop} hid its {drop}")
         member = ".flac"
-        audio = decode_audio(raw["flac"], n_samples) if has_audio else None
-        steps = math.ceil(len(audio) / SAMPLES_PER_STEP) if audio is not None else min(n_frames, MAX_STEPS)
+        audio = None
+        if has_audio:
+            audio = normalise_audio(shardformat.decode_audio(raw["flac"], meta.n_samples)[:MAX_AUDIO_SAMPLES])
+        steps = shardformat.steps_of(len(audio)) if audio is not None else min(meta.n_frames, MAX_STEPS)
         member = ".frames.jpg"
-        frames = decode_frames(raw["frames.jpg"], n_frames, steps) if has_video else None
+        frames = None
+        if has_video:
+            frames = frames_for_steps(shardformat.decode_frames(raw["frames.jpg"], meta.n_frames), steps)
     except Exception as exn:  # noqa: BLE001: decoders raise many types; all mean "bad sample"
         detail = re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exn))
         return DecodedWindow(info, None, f"{member} does not decode ({type(exn).__name__}: {detail})")
@@ -469,6 +441,7 @@ def decode_window(raw: dict, drop: str | None = None) -> DecodedWindow:
 class DecodeWindows:
     """Raw samples (and ReadShards' Skipped records) -> DecodedWindow; picklable for loader workers."""
 
+    emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS
     drop: str | None = None
 
     def __call__(self, samples: Iterable[dict | Skipped]) -> Iterator[DecodedWindow]:
@@ -478,7 +451,7 @@ class DecodeWindows:
                                   emotion=None, gender=None)
                 yield DecodedWindow(info, None, raw.reason)
             else:
-                yield decode_window(raw, self.drop)
+                yield decode_window(raw, self.emotions, self.drop)
 
 
 @dataclass(frozen=True)
@@ -500,7 +473,7 @@ def predict_shards(
         wds.SimpleShardList(list(selection.files)),
         wds.split_by_worker,
         ReadShards("skip", selection.shard_samples),
-        DecodeWindows(drop),
+        DecodeWindows(selection.emotions, drop),
     )
     loader = wds.WebLoader(pipeline, batch_size=None, num_workers=workers)
     results: list[WindowPrediction] = []

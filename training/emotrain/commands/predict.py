@@ -6,10 +6,11 @@ import sys
 from pathlib import Path
 
 import click
+from shardformat import PARTS
 
 from emotrain.checkpoint import CheckpointError
 from emotrain.config import DEVICES, ConfigError
-from emotrain.data import PARTS, ShardsError
+from emotrain.data import ShardsError
 from emotrain.predict import DROPS, FILLS, Predictor, predict_shards, select_shards
 from emotrain.prediction_table import (
     TABLE_SUFFIXES, summarise, video_columns, video_rows, videos_path, window_columns, window_rows, write_table,
