@@ -6,7 +6,7 @@ Two ways in, one forward pass:
 
       predictor = Predictor.from_run("runs/mm-dynamic")
       result = predictor.predict(audio=[waveform], frames=[faces])
-      result.emotion[0]  # {"ang": 0.1, "hap": 0.7, ...} as an array in predictor.emotions order
+      result.emotion[0]  # probabilities in predictor.emotions order, e.g. ("ang", "hap", "neu", "sad")
 
   `waveform`: 16 kHz mono, int16 (or float in [-1, 1]); `faces`: (n, 96, 96, 3) uint8 RGB face
   crops at 25 fps, frame i beside samples [640 i, 640 (i + 1)). At most 6 s are used.
@@ -341,13 +341,17 @@ class Predictor:
 @dataclass(frozen=True)
 class ShardSelection:
     files: tuple[str, ...]
-    samples: int | None  # from index.json, for the progress bar; None when it does not say
+    samples: int  # for the progress bar
     shard_samples: dict[str, int]
     emotions: tuple[str, ...]  # the shard set's emotion classes (its labels' names)
 
 
 def select_shards(shards_dir: str | Path, split: str | None = None, part: str | None = None) -> ShardSelection:
     """Every shard index.json lists (an unlabelled set has no splits), or the shards of one part of a split."""
+    if split is not None:
+        chosen = read_part(shards_dir, split, part or "test")
+        return ShardSelection(files=chosen.shards, samples=chosen.samples, shard_samples=chosen.shard_samples,
+                              emotions=chosen.emotions)
     shards_dir = Path(shards_dir)
     index_path = shards_dir / "index.json"
     if not index_path.is_file():
@@ -356,24 +360,16 @@ def select_shards(shards_dir: str | Path, split: str | None = None, part: str | 
         index = shardformat.parse_index(index_path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, ValueError) as exn:
         raise ShardsError(f"{index_path}: {exn}") from exn
-    counts = {str(shards_dir / name): samples for name, samples in index.shard_samples.items()}
-    if split is None:
-        files = tuple(counts)
-    else:
-        splits_path = shards_dir / "splits.json"
-        try:
-            entry = shardformat.parse_splits(splits_path.read_text(encoding="utf-8")).part(split, part or "test")
-        except (OSError, UnicodeDecodeError, ValueError) as exn:
-            raise ShardsError(f"{splits_path}: {exn}") from exn
-        files = tuple(str(shards_dir / name) for name in entry.shards)
+    files = tuple(str(shards_dir / name) for name in index.shard_samples)
     if not files:
         raise ShardsError(f"{index_path}: lists no shard")
     missing = [f for f in files if not Path(f).is_file()]
     if missing:
-        raise ShardsError(f"{len(missing)} shard file(s) missing, e.g. {missing[0]}")
-    known = [counts.get(f) for f in files]
-    return ShardSelection(files=files, samples=None if None in known else sum(known),
-                          shard_samples={f: counts[f] for f in files if f in counts}, emotions=index.emotions)
+        raise ShardsError(f"{len(missing)} shard file(s) missing, e.g. {missing[0]}; re-run `emoprep shard`")
+    return ShardSelection(files=files, samples=sum(index.shard_samples.values()),
+                          shard_samples={str(shards_dir / n): c for n, c in index.shard_samples.items()},
+                          emotions=index.emotions)
+
 
 @dataclass(frozen=True)
 class WindowInfo:

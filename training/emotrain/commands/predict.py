@@ -61,8 +61,7 @@ def predict(run: str, shards: str, out: Path, checkpoint: str, split: str | None
     try:
         predictor = Predictor.from_run(run, checkpoint=checkpoint, device=device, fill=fill, fill_shards=fill_shards)
         selection = select_shards(shards, split, part if split else None)
-        with click.progressbar(length=selection.samples or 0, label="predicting", show_pos=True,
-                               file=sys.stderr, hidden=not selection.samples) as bar:
+        with click.progressbar(length=selection.samples, label="predicting", show_pos=True, file=sys.stderr) as bar:
             predictions = predict_shards(predictor, selection, batch_size=batch_size, workers=workers, drop=drop,
                                          on_window=lambda: bar.update(1))
     except (ConfigError, CheckpointError, ShardsError) as exn:
