@@ -60,6 +60,33 @@ def checkpoint_path(run: Path, checkpoint: str) -> Path:
     return run / f"{checkpoint}.pt" if checkpoint in ("best", "last") else Path(checkpoint)
 
 
+@dataclass(frozen=True)
+class LoadedRun:
+    cfg: TrainConfig
+    objective: Objective  # on the CPU, weights from the checkpoint
+    state: dict  # the checkpoint
+    path: Path  # of the checkpoint
+
+
+def load_run(run: Path, checkpoint: str = "best") -> LoadedRun:
+    """A run's configuration and one of its checkpoints, checked to belong together (weights_only loading).
+
+    Raises ConfigError or CheckpointError with a one-line reason: no run folder, a config.json
+    that is not JSON, a checkpoint that is corrupt, or written by another configuration.
+    """
+    run = Path(run)
+    try:
+        cfg = TrainConfig.from_dict(read_run_config(run)["train"])
+    except (ValueError, KeyError, TypeError) as exn:  # bad JSON, or a document without "train"
+        raise ConfigError(f"{run / 'config.json'}: not a run configuration ({exn})") from exn
+    path = checkpoint_path(run, checkpoint)
+    state = load_checkpoint(path)
+    check_same_run(state["config"], cfg, str(path))
+    objective = build_objective(cfg, from_checkpoint=True)
+    load_objective_state(objective, state, path)
+    return LoadedRun(cfg, objective, state, path)
+
+
 def evaluate_run(
     run: Path, *, split: str, part: str = "test", checkpoint: str = "best", shards: str | None = None,
     out: Path | None = None, device: str = "auto", batch_size: int | None = None, workers: int = 0,
@@ -67,19 +94,15 @@ def evaluate_run(
 ) -> EvalResult:
     """Score `checkpoint` of `run` on one part of a split; write metrics JSON and a confusion PNG."""
     run = Path(run)
-    doc = read_run_config(run)
-    cfg = TrainConfig.from_dict(doc["train"])
+    cfg = TrainConfig.from_dict(read_run_config(run)["train"])
     data = read_part(shards or cfg.shards, split, part)
     if data.emotions != cfg.emotions:
         raise ShardsError(f"{shards or cfg.shards}: its classes are {', '.join(data.emotions)}, but {run} learnt "
                           f"{', '.join(cfg.emotions)}; score it on shards made with the same class set "
                           "(`emoprep extract --classes shared`)")
-    path = checkpoint_path(run, checkpoint)
-    state = load_checkpoint(path)
-    check_same_run(state["config"], cfg, str(path))
+    loaded = load_run(run, checkpoint)
+    objective, state, path = loaded.objective, loaded.state, loaded.path
     torch_device = resolve_device(device)
-    objective = build_objective(cfg, from_checkpoint=True)
-    load_objective_state(objective, state, path)
     prepare_for_device(objective, torch_device)
 
     loader = eval_loader(data, modality=cfg.modality, batch_size=batch_size or cfg.batch_size, workers=workers,
