@@ -35,7 +35,7 @@ CLEAN = {"policy": LabelPolicy(improvised_only=True), "limit": 12}
 CLEAN_ARGS = ["--improvised-only", "--limit", "12"]
 
 
-def extract_into(corpus: Path, work: Path, detector: str = "haar", workers: int = 1, **kw):
+def extract_into(corpus: Path, work: Path, detector: str = "centerface", workers: int = 1, **kw):
     options = {**CLEAN, **kw}
     return run_extract(ExtractOptions(iemocap=corpus, work=work, detector=DetectorSpec(detector),
                                       workers=workers, **options))
@@ -73,7 +73,7 @@ def test_manifest_has_every_kept_utterance_once_in_id_order(synth_corpus, clean_
     rows = table.to_pylist()
     assert [r["utterance_id"] for r in rows] == sorted(item.utterance.utterance_id for item in kept)
     assert all(r["status"] == "ok" and r["error"] is None for r in rows), rows
-    assert {r["detector"] for r in rows} == {"haar"} and all(r["seconds"] > 0 for r in rows)
+    assert {r["detector"] for r in rows} == {"centerface"} and all(r["seconds"] > 0 for r in rows)
     assert (summary.utterances, summary.ok, summary.failed, summary.processed) == (12, 12, 0, 12)
     for row in rows:
         record = json.loads((work / "records" / row["dialog"] / f"{row['utterance_id']}.json").read_text())
@@ -131,7 +131,7 @@ def test_a_run_killed_midway_resumes_to_what_an_uninterrupted_run_writes(synth_c
     resumed = tmp_path / "killed"
     emoprep = Path(sys.executable).with_name("emoprep")
     process = subprocess.Popen(
-        [str(emoprep), "extract", "--iemocap", str(synth_corpus), "--out", str(resumed), "--face-detector", "haar",
+        [str(emoprep), "extract", "--iemocap", str(synth_corpus), "--out", str(resumed), "--face-detector", "centerface",
          "--workers", "1", *CLEAN_ARGS],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
@@ -319,7 +319,7 @@ def test_a_corpus_without_kept_utterances_exits_2(tmp_path):
 
 
 def test_sfd_without_weights_exits_2_and_says_what_to_do(synth_corpus, tmp_path):
-    result = cli("--iemocap", str(synth_corpus), "--out", str(tmp_path / "work"),
+    result = cli("--iemocap", str(synth_corpus), "--out", str(tmp_path / "work"), "--face-detector", "sfd",
                  "--detector-weights", str(tmp_path / "none.pth"))
     assert result.exit_code == 2 and "none.pth" in result.output and "--face-detector haar" in result.output
 
