@@ -43,31 +43,41 @@ def _run(args: list[str]) -> None:
     subprocess.run([ffmpeg_exe(), "-v", "error", "-nostdin", "-y", *args], check=True)
 
 
-def _evaluation(dialog: str) -> str:
-    blocks = []
-    for utterance, (owner, _) in UTTERANCES.items():
-        if owner == dialog:
-            blocks.append(f"[0.0500 - {SECONDS:.4f}]\t{utterance}\tneu\t[2.5000, 2.5000, 2.5000]\n"
-                          "C-E1:\tNeutral;\t()\nC-E2:\tNeutral;\t()\nC-E3:\tNeutral;\t()\n")
+def _evaluation(utterances: dict[str, str], end: float) -> str:
+    """An EmoEvaluation file: one block per utterance (id -> released label), three agreeing evaluators."""
+    names = {"neu": "Neutral", "ang": "Anger", "hap": "Happiness", "sad": "Sadness"}
+    blocks = [
+        f"[0.0500 - {end:.4f}]\t{utterance}\t{label}\t[2.5000, 2.5000, 2.5000]\n"
+        + "".join(f"C-E{i}:\t{names[label]};\t()\n" for i in (1, 2, 3))
+        for utterance, label in utterances.items()
+    ]
     return "% [START_TIME - END_TIME] TURN_NAME EMOTION [V, A, D]\n\n" + "\n".join(blocks)
+
+
+def write_dialog(session: Path, dialog: str, clips: list[Path], left: str, right: str,
+                 utterances: dict[str, tuple[str, Path]]) -> None:
+    """One dialog: its 720x480 AVI from `clips` (ffmpeg inputs [0], [1], ...) through the `left` and `right`
+    filter chains, its EmoEvaluation file, and a 16 kHz sentence wav per utterance (id -> label, audio clip)."""
+    avi = session / "dialog" / "avi" / "DivX" / f"{dialog}.avi"
+    avi.parent.mkdir(parents=True, exist_ok=True)
+    graph = f"{left},fps=25[l];{right},fps=25[r];[l][r]hstack=shortest=1,format=yuv420p[v]"
+    inputs = [arg for clip in clips for arg in ("-i", str(clip))]
+    _run([*inputs, "-filter_complex", graph, "-map", "[v]", "-t", "3", "-c:v", "mpeg4", "-q:v", "3",
+          "-vtag", "DIVX", "-an", str(avi)])
+    evaluation = session / "dialog" / "EmoEvaluation" / f"{dialog}.txt"
+    evaluation.parent.mkdir(parents=True, exist_ok=True)
+    evaluation.write_text(_evaluation({u: label for u, (label, _) in utterances.items()}, SECONDS))
+    for utterance, (_, audio) in utterances.items():
+        wav = session / "sentences" / "wav" / dialog / f"{utterance}.wav"
+        wav.parent.mkdir(parents=True, exist_ok=True)
+        _run(["-i", str(audio), "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le", "-t", str(SECONDS), str(wav)])
 
 
 def build_grid_corpus(root: Path) -> Path:
     """Write the corpus under root/IEMOCAP_full_release; returns root (what `--iemocap` takes)."""
     session = root / "IEMOCAP_full_release" / "Session1"
-    inputs = [arg for clip in CLIPS for arg in ("-i", str(GRID / f"{clip}.mpg"))]
+    clips = [GRID / f"{clip}.mpg" for clip in CLIPS]
     for dialog, (left, right) in DIALOGS.items():
-        avi = session / "dialog" / "avi" / "DivX" / f"{dialog}.avi"
-        avi.parent.mkdir(parents=True, exist_ok=True)
-        graph = f"{left},fps=25[l];{right},fps=25[r];[l][r]hstack=shortest=1,format=yuv420p[v]"
-        _run([*inputs, "-filter_complex", graph, "-map", "[v]", "-t", "3", "-c:v", "mpeg4", "-q:v", "3",
-              "-vtag", "DIVX", "-an", str(avi)])
-        evaluation = session / "dialog" / "EmoEvaluation" / f"{dialog}.txt"
-        evaluation.parent.mkdir(parents=True, exist_ok=True)
-        evaluation.write_text(_evaluation(dialog))
-    for utterance, (dialog, clip) in UTTERANCES.items():
-        wav = session / "sentences" / "wav" / dialog / f"{utterance}.wav"
-        wav.parent.mkdir(parents=True, exist_ok=True)
-        _run(["-i", str(GRID / f"{CLIPS[clip]}.mpg"), "-vn", "-ac", "1", "-ar", "16000", "-c:a", "pcm_s16le",
-              "-t", str(SECONDS), str(wav)])
+        utterances = {u: ("neu", clips[clip]) for u, (owner, clip) in UTTERANCES.items() if owner == dialog}
+        write_dialog(session, dialog, clips, left, right, utterances)
     return root
