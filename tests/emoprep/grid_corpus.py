@@ -8,7 +8,7 @@ dialog, the others hold the bad input of the face stage, one per half:
   Ses01F_impro01  left: bbaf2n               right: lbax4n, higher up    (clean; both off the paper's fixed box)
   Ses01F_impro02  left: no face (flat grey)  right: swiz3n made very dark
   Ses01F_impro03  left: bbaf2n shrunk so its face is about 12 source pixels (5 after scaling)
-                  right: two faces, lbax4n and swiz3n side by side
+                  right: two faces of about 75 source pixels, lbax4n and swiz3n side by side
 """
 
 from __future__ import annotations
@@ -27,7 +27,8 @@ DIALOGS = {
     "Ses01F_impro02": ("color=c=0x808080:s=360x480:r=25:d=3[l0];[l0]null",
                        "[2:v]lutrgb=r=val*0.03:g=val*0.03:b=val*0.03,pad=360:480:0:96"),
     "Ses01F_impro03": ("[0:v]scale=40:32,pad=360:480:160:200:color=0x808080",
-                       "[1:v]scale=180:144[a];[2:v]scale=180:144[b];[a][b]hstack,pad=360:480:0:170"),
+                       "[1:v]scale=240:192,pad=360:480:0:140[a];[2:v]scale=240:192,crop=120:192:60:0[b];"
+                       "[a][b]overlay=240:140"),
 }
 # utterance -> (dialog, audio clip index); F speaks on the left (Ses01F: the marker wearer), M on the right.
 UTTERANCES = {
