@@ -105,7 +105,9 @@ def test_a_face_scaled_crop_frames_the_face_like_the_papers_crop(grid):
     scaled = locate_faces(frames, detector, half, "right", CropPolicy(face_scale=2.2))
     assert fixed.side == FACE_SIZE
     face = np.median([max(boxes, key=lambda b: b.area).size for boxes in detector.detect(frames[::DETECT_EVERY])])
-    assert scaled.side == round(2.2 * face) and 0.6 * FACE_SIZE < scaled.side < 1.4 * FACE_SIZE
+    # This GRID face is about 145 source pixels (62 scaled), larger than the ~100 the paper's box was sized
+    # for: the face-scaled crop is wider than the fixed one, and still inside the 154-pixel half.
+    assert 50 < face < 75 and scaled.side == round(2.2 * face) and FACE_SIZE < scaled.side <= half.scaled_width
 
 
 # ---------------------------------------------------------------- bad input: a row with a warning, never a crash
