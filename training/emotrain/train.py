@@ -140,7 +140,8 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
             report = skip_reporter(rank, world_size)
             loader = train_loader(train_part, modality=cfg.modality, batch_size=cfg.batch_size, epoch=epoch,
                                   seed=cfg.seed, rank=rank, world_size=world_size, workers=cfg.workers,
-                                  shuffle_buffer=cfg.shuffle_buffer, on_error=on_error, pin_memory=pin)
+                                  shuffle_buffer=cfg.shuffle_buffer, on_error=on_error, pin_memory=pin,
+                                  frames_on=cfg.decode_frames)
             with progress(loader, n_batches, f"epoch {epoch}/{cfg.epochs} train", is_main) as batches:
                 train_sums, train_seconds = train_epoch(step_module, objective, optimizer, batches, cfg,
                                                         device, epoch, distributed, report)
@@ -150,7 +151,8 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
                 for buffer in objective.buffers():
                     dist.broadcast(buffer, src=0)
             loader = eval_loader(val_part, modality=cfg.modality, batch_size=cfg.batch_size, rank=rank,
-                                 world_size=world_size, workers=cfg.workers, on_error=on_error, pin_memory=pin)
+                                 world_size=world_size, workers=cfg.workers, on_error=on_error, pin_memory=pin,
+                                 frames_on=cfg.decode_frames)
             val_batches = math.ceil(val_part.samples / world_size / cfg.batch_size)
             with progress(loader, val_batches, f"epoch {epoch}/{cfg.epochs} val", is_main) as batches:
                 val_sums, val_seconds = evaluate_loader(objective, batches, device, report)
