@@ -12,6 +12,7 @@ import pytest
 import torch
 
 from emotrain.data import (
+    FRAME_DECODERS,
     Example,
     ResampleShards,
     SampleError,
@@ -190,12 +191,24 @@ def test_frames_decoded_on_the_device_match_the_loader_decoding(n_frames):
     in_loader = collate([decode_sample(r, "av") for r in raws])
     pending = collate([decode_sample(r, "av", frames_on="device") for r in raws])
     assert pending.frames is None and pending.jpeg_frames == (n_frames, 7)
-    on_device = pending.to(torch.device("cpu"))
-    assert not on_device.jpegs and on_device.frames.shape == in_loader.frames.shape == (2, 7, 3, 96, 96)
+    assert pending.jpegs.numel() == sum(pending.jpeg_sizes) == sum(len(r["frames.jpg"]) for r in raws)
+    on_device = pending.pin_memory().to(torch.device("cpu")) if torch.cuda.is_available() else pending.to("cpu")
+    assert on_device.jpegs is None and on_device.frames.shape == in_loader.frames.shape == (2, 7, 3, 96, 96)
     difference = (on_device.frames.int() - in_loader.frames.int()).abs()
     assert difference.max() <= 2  # JPEG decoders may round differently; both are libjpeg-turbo here
     assert torch.equal(on_device.lengths, in_loader.lengths) and torch.equal(on_device.audio, in_loader.audio)
     assert not on_device.frames[0, 4:].any()  # padding past the first sample's 4 steps stays zero
+
+
+@pytest.mark.parametrize("decoder", sorted(FRAME_DECODERS))
+def test_every_cpu_frame_decoder_gives_the_pil_pixels_and_checks_the_size(decoder):
+    utt = FakeUtterance("Ses01F_impro01_F000", "sad", "F", n_samples=5 * 640, n_frames=5)
+    jpeg = raw_sample(utt)["frames.jpg"]
+    frames = FRAME_DECODERS[decoder](jpeg, 5)
+    assert frames.shape == (5, 96, 96, 3) and frames.dtype == np.uint8
+    assert np.abs(frames.astype(int) - FRAME_DECODERS["pil"](jpeg, 5)).max() <= 2
+    with pytest.raises(ValueError, match="expected a JPEG of 96x576 for n_frames=6"):
+        FRAME_DECODERS[decoder](jpeg, 6)
 
 
 def test_device_decoding_still_checks_the_jpeg_header_in_the_loader():

@@ -217,8 +217,12 @@ class Batch:
     gender: Tensor  # (B,) int64
     keys: tuple[str, ...]
     skipped: tuple[str, ...] = ()  # messages of samples left out since the previous batch
-    jpegs: tuple[Tensor, ...] = ()  # (bytes,) uint8 each, on the CPU: frames still to decode (frames is None)
-    jpeg_frames: tuple[int, ...] = ()  # frames in each of `jpegs`
+    # Frames still to decode (frames is None): the batch's stacked JPEGs end to end in one uint8 tensor
+    # on the CPU (one shared-memory transfer from a loader worker, not one per sample), their sizes
+    # in bytes and their frame counts.
+    jpegs: Tensor | None = None
+    jpeg_sizes: tuple[int, ...] = ()
+    jpeg_frames: tuple[int, ...] = ()
 
     @property
     def size(self) -> int:
@@ -226,23 +230,26 @@ class Batch:
 
     def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
         """The batch on `device`; frames still JPEG are decoded there (nvJPEG on CUDA)."""
-        moved = self._map(lambda t: t.to(device, non_blocking=non_blocking))
-        if not self.jpegs:
+        moved = self._map(lambda t: t.to(device, non_blocking=non_blocking), TENSORS)
+        if self.jpegs is None:
             return moved
         try:
-            frames = decode_frames_batch(self.jpegs, self.jpeg_frames, self.lengths.tolist(), torch.device(device))
+            jpegs = torch.split(self.jpegs, list(self.jpeg_sizes))  # decode_jpeg takes its input on the CPU
+            frames = decode_frames_batch(jpegs, self.jpeg_frames, self.lengths.tolist(), torch.device(device))
         except RuntimeError as exn:  # only the header was checked in the loader
             raise SampleError(f"the frames of one of {', '.join(self.keys)} do not decode on {device}: {exn}") from exn
-        return dataclasses.replace(moved, frames=frames, jpegs=(), jpeg_frames=())
+        return dataclasses.replace(moved, frames=frames, jpegs=None, jpeg_sizes=(), jpeg_frames=())
 
     def pin_memory(self) -> Batch:
         """Called by DataLoader(pin_memory=True)."""
-        return self._map(Tensor.pin_memory)
+        return self._map(Tensor.pin_memory, TENSORS + ("jpegs",))
 
-    def _map(self, f: Callable[[Tensor], Tensor]) -> Batch:
-        names = ("audio", "frames", "lengths", "emotion", "gender")
+    def _map(self, f: Callable[[Tensor], Tensor], names: tuple[str, ...]) -> Batch:
         return dataclasses.replace(self, **{n: None if getattr(self, n) is None else f(getattr(self, n))
                                             for n in names})
+
+
+TENSORS = ("audio", "frames", "lengths", "emotion", "gender")  # what Batch.to moves
 
 
 def decode_frames_batch(jpegs: Sequence[Tensor], n_frames: Sequence[int], steps: Sequence[int],
@@ -286,8 +293,31 @@ def frames_for_steps(frames: np.ndarray, steps: int) -> np.ndarray:
     return np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
 
 
+def decode_frames_turbo(jpeg: bytes, n_frames: int) -> np.ndarray:
+    """shardformat.decode_frames through torchvision's libjpeg-turbo binding: the same pixels, no PIL Image."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    shardformat.check_frames_jpeg(jpeg, n_frames)
+    chw = decode_jpeg(torch.frombuffer(bytearray(jpeg), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    return chw.numpy().transpose(1, 2, 0).reshape(n_frames, FRAME_SIZE, FRAME_SIZE, 3)
+
+
+def decode_frames_simplejpeg(jpeg: bytes, n_frames: int) -> np.ndarray:
+    """shardformat.decode_frames through simplejpeg (libjpeg-turbo's own API): the same pixels, no PIL Image."""
+    import simplejpeg
+
+    shardformat.check_frames_jpeg(jpeg, n_frames)
+    return simplejpeg.decode_jpeg(jpeg, colorspace="RGB").reshape(n_frames, FRAME_SIZE, FRAME_SIZE, 3)
+
+
+# CPU decoders of the stacked JPEG, by name (benchmarks/loader.py --decoders measures them).
+FRAME_DECODERS: dict[str, Callable[[bytes, int], np.ndarray]] = {
+    "pil": shardformat.decode_frames, "torchvision": decode_frames_turbo, "simplejpeg": decode_frames_simplejpeg}
+FRAME_DECODER = "pil"
+
+
 def decode_sample(raw: dict, modality: str, emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS,
-                  frames_on: str = "loader") -> Example:
+                  frames_on: str = "loader", frame_decoder: str = FRAME_DECODER) -> Example:
     """A raw WebDataset sample (`__key__`, `json`, `flac`, `frames.jpg`) -> Example, for training or scoring.
 
     The sample must be labelled and carry what the modality needs. frames_on="device" keeps
@@ -308,7 +338,7 @@ def decode_sample(raw: dict, modality: str, emotions: tuple[str, ...] = shardfor
         shardformat.check_frames_jpeg(raw["frames.jpg"], meta.n_frames)
         jpeg = raw["frames.jpg"]
     elif modality != "a":
-        frames = frames_for_steps(shardformat.decode_frames(raw["frames.jpg"], meta.n_frames), steps)
+        frames = frames_for_steps(FRAME_DECODERS[frame_decoder](raw["frames.jpg"], meta.n_frames), steps)
     return Example(
         key=raw["__key__"], audio=audio, frames=frames, steps=steps,
         emotion=emotions.index(meta.emotion), gender=GENDERS.index(meta.gender),
@@ -339,7 +369,8 @@ def collate(examples: list[Example], skipped: list[Skipped] = ()) -> Batch:
         gender=as_long([e.gender for e in examples]),
         keys=tuple(e.key for e in examples),
         skipped=tuple(str(s) for s in skipped),
-        jpegs=tuple(torch.frombuffer(bytearray(e.jpeg), dtype=torch.uint8) for e in examples) if pending else (),
+        jpegs=torch.frombuffer(bytearray(b"".join(e.jpeg for e in examples)), dtype=torch.uint8) if pending else None,
+        jpeg_sizes=tuple(len(e.jpeg) for e in examples) if pending else (),
         jpeg_frames=tuple(e.n_frames for e in examples) if pending else (),
     )
 
@@ -477,6 +508,7 @@ class Decode:
     on_error: ErrorPolicy = "raise"
     emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS
     frames_on: str = "loader"  # one of FRAME_DECODING
+    frame_decoder: str = FRAME_DECODER  # with frames_on="loader": a name in FRAME_DECODERS
 
     def __call__(self, samples: Iterable[dict | Skipped]) -> Iterator[Example | Skipped]:
         for raw in samples:
@@ -484,7 +516,7 @@ class Decode:
                 yield raw
                 continue
             try:
-                yield decode_sample(raw, self.modality, self.emotions, self.frames_on)
+                yield decode_sample(raw, self.modality, self.emotions, self.frames_on, self.frame_decoder)
             except Exception as exn:  # noqa: BLE001: decoders raise many types; all mean "bad sample"
                 problem = Skipped(raw.get("__url__", "?"), raw.get("__key__"), f"{type(exn).__name__}: {exn}")
                 if self.on_error == "raise":
@@ -529,6 +561,7 @@ def train_loader(
     part: Part, *, modality: str, batch_size: int, epoch: int, seed: int, rank: int = 0,
     world_size: int = 1, workers: int = 0, shuffle_buffer: int = 1000, on_error: ErrorPolicy = "skip",
     pin_memory: bool = False, frames_on: str = "loader", policy: FetchPolicy | None = None,
+    frame_decoder: str = FRAME_DECODER,
 ) -> wds.WebLoader:
     """One epoch of training batches: exactly batches_per_rank(...) on every rank, order fixed by (seed, epoch).
 
@@ -541,7 +574,7 @@ def train_loader(
         ResampleShards(part.shards, weights, seed=epoch_seed, rank=rank),
         ReadShards(on_error, part.shard_samples, policy or FetchPolicy.from_env()),
         ShuffleSamples(shuffle_buffer, seed=epoch_seed, rank=rank),
-        Decode(modality, on_error, part.emotions, frames_on),
+        Decode(modality, on_error, part.emotions, frames_on, frame_decoder),
         Batcher(batch_size),
     )
     loader = wds.WebLoader(pipeline, batch_size=None, num_workers=workers, pin_memory=pin_memory)
@@ -551,7 +584,7 @@ def train_loader(
 def eval_loader(
     part: Part, *, modality: str, batch_size: int, rank: int = 0, world_size: int = 1, workers: int = 0,
     on_error: ErrorPolicy = "skip", pin_memory: bool = False, frames_on: str = "loader",
-    policy: FetchPolicy | None = None,
+    policy: FetchPolicy | None = None, frame_decoder: str = FRAME_DECODER,
 ) -> wds.WebLoader:
     """Every sample of the part exactly once over all ranks; this rank's share, in shard order per worker."""
     pipeline = wds.DataPipeline(
@@ -559,7 +592,7 @@ def eval_loader(
         wds.split_by_worker,
         ReadShards(on_error, part.shard_samples, policy or FetchPolicy.from_env()),
         KeepEvery(rank, world_size),
-        Decode(modality, on_error, part.emotions, frames_on),
+        Decode(modality, on_error, part.emotions, frames_on, frame_decoder),
         Batcher(batch_size),
     )
     return wds.WebLoader(pipeline, batch_size=None, num_workers=workers, pin_memory=pin_memory)
