@@ -211,3 +211,17 @@ def test_torchrun_ranks_stop_when_the_server_dies(tmp_path, serve):
         pytest.fail(f"a rank hung after the server died: {exn.stderr}")
     assert done.returncode != 0
     assert "could not be fetched" in done.stderr and server.url in done.stderr
+
+
+def test_a_shard_missing_on_the_server_is_named_and_not_retried(tiny, serve, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    for name in ["splits.json", "index.json", *tiny.shards["val"][1:]]:  # the first val shard is missing
+        (served / name).write_bytes((tiny.root / name).read_bytes())
+    server = serve(served)
+    part = read_part(server.url, "paper", "val", QUICK_FAILURE)
+    batches = list(eval_loader(part, modality="a", batch_size=4, policy=QUICK_FAILURE))
+    assert [s for b in batches for s in b.skipped] == [
+        f"{server.url}{tiny.shards['val'][0]}: -: not found: {server.url}{tiny.shards['val'][0]}: HTTP 404 Not Found"]
+    assert [k for b in batches for k in b.keys] == tiny.keys["val"][4:]
+    assert server.tar_requests.count("/" + tiny.shards["val"][0]) == 1

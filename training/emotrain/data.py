@@ -46,7 +46,7 @@ import random
 import contextlib
 import dataclasses
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -437,36 +437,8 @@ class ReadShards:
     def __call__(self, shards: Iterable[dict]) -> Iterator[dict | Skipped]:
         unfetchable = 0
         for shard in shards:
-            url = shard["url"]
-            last_key, count, problem, fetched = None, 0, None, True
-            pauses = self.policy.pauses()
-            while True:
-                try:
-                    for index, sample in enumerate(tar_samples(url, self.policy)):
-                        if index >= count:  # a retry re-reads the shard from its start
-                            last_key, count = sample["__key__"], count + 1
-                            yield sample
-                    break
-                except Exception as exn:  # noqa: BLE001: whatever the tar reader raises is about this shard
-                    where = f"after sample {last_key}" if last_key else "before its first sample"
-                    if is_transient(exn):
-                        pause = next(pauses, None)
-                        if pause is not None:
-                            time.sleep(pause)
-                            continue
-                        fetched = False
-                        attempts = self.policy.retries + 1
-                        problem = Skipped(url, None, f"could not be fetched {where} ({attempts} attempts, "
-                                                     f"{self.policy.timeout:g} s timeout): {reason_of(exn)}")
-                    else:
-                        problem = Skipped(url, None, f"unreadable tar {where}: {reason_of(exn)}; "
-                                                     "the rest of the shard is skipped")
-                    break
+            problem, fetched = yield from self.read_shard(shard["url"])
             unfetchable = 0 if fetched else unfetchable + 1
-            expected = self.shard_samples.get(url)
-            if problem is None and expected is not None and count < expected:
-                problem = Skipped(url, None, f"the tar ends after {count} of the {expected} samples index.json "
-                                             "lists (truncated?)")
             if problem is not None:
                 if self.on_error == "raise":
                     raise SampleError(f"{problem} (run without --strict to skip what cannot be read)")
@@ -474,6 +446,35 @@ class ReadShards:
                     raise SampleError(f"{unfetchable} shards in a row could not be fetched, the last: {problem}; "
                                       "is the shard server up?")
                 yield problem
+
+    def read_shard(self, url: str) -> Generator[dict, None, tuple[Skipped | None, bool]]:
+        """Yield the shard's samples; return what went wrong (or None) and whether the shard could be fetched."""
+        last_key, count = None, 0
+        pauses = self.policy.pauses()
+        while True:
+            try:
+                for index, sample in enumerate(tar_samples(url, self.policy)):
+                    if index >= count:  # a retry re-reads the shard from its start
+                        last_key, count = sample["__key__"], count + 1
+                        yield sample
+                break
+            except Exception as exn:  # noqa: BLE001: whatever the tar reader raises is about this shard
+                where = f"after sample {last_key}" if last_key else "before its first sample"
+                if isinstance(exn, FileNotFoundError):  # no retry cures it
+                    return Skipped(url, None, f"not found: {reason_of(exn)}"), False
+                if not is_transient(exn):
+                    return Skipped(url, None, f"unreadable tar {where}: {reason_of(exn)}; "
+                                              "the rest of the shard is skipped"), True
+                pause = next(pauses, None)
+                if pause is None:
+                    return Skipped(url, None, f"could not be fetched {where} ({self.policy.retries + 1} attempts, "
+                                              f"{self.policy.timeout:g} s timeout): {reason_of(exn)}"), False
+                time.sleep(pause)
+        expected = self.shard_samples.get(url)
+        if expected is not None and count < expected:
+            return Skipped(url, None, f"the tar ends after {count} of the {expected} samples index.json "
+                                      "lists (truncated?)"), True
+        return None, True
 
 
 @dataclass(frozen=True)
