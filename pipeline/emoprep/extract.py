@@ -1,11 +1,11 @@
-"""IEMOCAP -> a WORK folder of per-utterance waveforms and face crops, resumably and in parallel.
+"""A corpus's clip records -> a WORK folder of per-utterance waveforms and face crops, resumably and in parallel.
 
-For every kept utterance (ang, hap, neu, sad under the label policy):
+For every kept clip (one with a class under the recipe's label policy), whatever the corpus:
 
-    WORK/audio/<dialog>/<utt>.flac      16 kHz mono 16-bit, at most 6 s, not padded
-    WORK/frames/<dialog>/<utt>.npy      (T, 96, 96, 3) uint8 face crops at 25 fps
-    WORK/records/<dialog>/<utt>.json    what happened, written LAST: the "done" marker
-    WORK/manifest.parquet               labels + records, rebuilt at the end of each run
+    WORK/audio/<speaker>/<utt>.flac      16 kHz mono 16-bit, at most 6 s, not padded
+    WORK/frames/<speaker>/<utt>.npy      (T, 96, 96, 3) uint8 face crops at 25 fps
+    WORK/records/<speaker>/<utt>.json    what happened, written LAST: the "done" marker
+    WORK/manifest.parquet                the labels table + records, rebuilt at the end of each run
 
 Every file is written atomically. A record is final: a resumed run skips
 every utterance that has one (a failed record too, unless retry_failed), so
@@ -35,13 +35,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emoprep.atomic import atomic_path, is_temporary, write_bytes
-from emoprep.corpus.iemocap import Corpus, CorpusError, read_corpus
-from emoprep.labels import LabelledUtterance, LabelPolicy, assign_labels, labels_table
+from emoprep.corpus.base import ClipRecord, CorpusClips
+from emoprep.labels import labels_table
 from emoprep.media.audio import MAX_SAMPLES, SAMPLE_RATE, Waveform, read_waveform, write_flac
 from emoprep.media.bad_input import BadInput
 from emoprep.media.face_track import crop_origins, cut_crops, fixed_centre, sample_frames, track_centres
 from emoprep.media.faces import DetectorSpec, DetectorUnavailable, FaceDetector, build_detector, resolve
 from emoprep.media.video import FACE_SIZE, FPS, HalfGeometry, frames_in_window, half_geometry, probe, read_window
+
+SOUND_FILES = (".wav", ".flac", ".ogg")  # read by soundfile directly; any other audio source goes through ffmpeg
 
 MAX_SECONDS = MAX_SAMPLES / SAMPLE_RATE  # the window: 6 s of audio and of video
 DETECT_EVERY = 5  # detect on every 5th frame (5 a second): faces move slowly next to that
@@ -52,7 +54,7 @@ MANIFEST = "manifest.parquet"
 
 
 class ExtractError(Exception):
-    """Nothing can be extracted: unusable corpus root, no kept utterance, detector unavailable, WORK in use."""
+    """Nothing can be extracted: no kept utterance, detector unavailable, WORK in use or made otherwise."""
 
 
 @dataclass(frozen=True)
@@ -60,17 +62,23 @@ class Job:
     """One utterance to extract: everything a worker needs, nothing that is costly to send."""
 
     utterance_id: str
-    dialog: str
-    avi: str
-    wav: str
+    folder: str  # WORK's subfolder for it: the speaker
+    audio_path: str
+    audio_window: tuple[float, float] | None  # None: the whole audio file
+    video_path: str | None
     start: float
-    end: float
-    speaker_side: str
+    end: float | None  # None: to the end of the video
+    region: str  # "left" | "right" | "full"
+
+    @classmethod
+    def of(cls, clip: ClipRecord) -> Job:
+        return cls(clip.clip_id, clip.speaker, clip.audio_path, clip.audio_window, clip.video_path,
+                   clip.start, clip.end, clip.region)
 
 
 @dataclass(frozen=True)
 class Record:
-    """What extraction did for one utterance; WORK/records/<dialog>/<utt>.json, and its manifest columns."""
+    """What extraction did for one utterance; WORK/records/<speaker>/<utt>.json, and its manifest columns."""
 
     utterance_id: str
     status: str  # "ok" | "failed"
@@ -99,13 +107,13 @@ _RECORD_TYPES = {
 
 @dataclass(frozen=True)
 class ExtractOptions:
-    iemocap: Path
+    clips: CorpusClips  # what the corpus's recipe read
     work: Path
     detector: DetectorSpec
-    policy: LabelPolicy
     workers: int
     limit: int | None = None  # only the first N kept utterances (by id)
     retry_failed: bool = False  # re-run utterances whose record says failed
+    part: tuple[int, int] | None = None  # (K, N): this machine's share, utterances K-1, K-1+N, ... (1-based K)
 
 
 @dataclass(frozen=True)
@@ -120,7 +128,8 @@ class ExtractSummary:
     warnings: int  # ok rows with a warning
     wall_s: float
     audio_s: float  # seconds of audio written by this run
-    corpus_problems: int  # annotation blocks read_corpus left out
+    corpus_problems: int  # metadata the recipe left out
+    part: tuple[int, int] | None = None  # (K, N) when only a share was extracted (no manifest then)
 
     @property
     def utterances_per_s(self) -> float:
@@ -145,12 +154,12 @@ def _no_progress(length: int) -> ContextManager[Any]:
 
 # ---------------------------------------------------------------- one utterance
 
-def work_paths(utterance_id: str, dialog: str) -> dict[str, str]:
+def work_paths(utterance_id: str, folder: str) -> dict[str, str]:
     """Where an utterance's files live, relative to WORK."""
     return {
-        "audio": f"audio/{dialog}/{utterance_id}.flac",
-        "frames": f"frames/{dialog}/{utterance_id}.npy",
-        "record": f"records/{dialog}/{utterance_id}.json",
+        "audio": f"audio/{folder}/{utterance_id}.flac",
+        "frames": f"frames/{folder}/{utterance_id}.npy",
+        "record": f"records/{folder}/{utterance_id}.json",
     }
 
 
@@ -165,7 +174,7 @@ class _Media:
 def extract_utterance(job: Job, work: Path, detector_name: str, detector: FaceDetector | None) -> Record:
     """Extract one utterance into WORK and write its record (last). Bad input gives a failed record."""
     started = time.perf_counter()
-    paths = work_paths(job.utterance_id, job.dialog)
+    paths = work_paths(job.utterance_id, job.folder)
     try:
         media = _extract_media(job, detector)
     except BadInput as error:  # AudioError, VideoError and the checks below
@@ -184,26 +193,41 @@ def extract_utterance(job: Job, work: Path, detector_name: str, detector: FaceDe
     return record
 
 
+def read_audio(job: Job) -> Waveform:
+    """The utterance's first 6 s of audio: a sound file as it is, or a window of any file's audio stream."""
+    if job.audio_window is None and Path(job.audio_path).suffix.lower() in SOUND_FILES:
+        return read_waveform(job.audio_path)
+    from emoprep.media.audio import read_audio_stream  # TODO(lead): top-level once the predict branch lands
+
+    start, end = job.audio_window or (0.0, None)
+    seconds = MAX_SECONDS if end is None else min(end - start, MAX_SECONDS)
+    return read_audio_stream(job.audio_path, start, seconds)
+
+
 def _extract_media(job: Job, detector: FaceDetector | None) -> _Media:
-    duration = job.end - job.start
-    if not duration > 0:
+    if job.end is not None and not job.end > job.start:
         raise BadInput("zero-length utterance", f"{job.utterance_id} starts at {job.start} s and ends at {job.end} s")
-    waveform = read_waveform(job.wav)
-    window = min(duration, MAX_SECONDS)
-    info = probe(job.avi)
-    half = half_geometry(info, job.speaker_side)
-    frames = read_window(job.avi, job.start, window, half)
+    if job.video_path is None:
+        raise BadInput("no video", f"{job.utterance_id} has no video file")
+    waveform = read_audio(job)
+    info = probe(job.video_path)
+    end = job.end if job.end is not None else info.duration
+    if end is None:
+        raise BadInput("unknown duration", f"{job.video_path}: the header gives no duration and no end was given")
+    window = min(end - job.start, MAX_SECONDS)
+    half = half_geometry(info, job.region)
+    frames = read_window(job.video_path, job.start, window, half)
     expected = frames_in_window(window)
     ends = f"{info.duration:.2f} s" if info.duration is not None else "an unknown time"
     if len(frames) == 0:
-        raise BadInput("no video frames",
-                      f"{job.avi} has no frame in [{job.start:.3f}, {job.start + window:.3f}] s (it ends at {ends})")
+        raise BadInput("no video frames", f"{job.video_path} has no frame in "
+                                          f"[{job.start:.3f}, {job.start + window:.3f}] s (it ends at {ends})")
     warnings = []
     if len(frames) < expected:
         warnings.append(f"video ended at {job.start + len(frames) / FPS:.2f} s: {len(frames)} of {expected} frames")
     if (note := waveform.conversion_note()) is not None:
         warnings.append(note)
-    centres, face_ratio = locate_faces(frames, detector, half, job.speaker_side)
+    centres, face_ratio = locate_faces(frames, detector, half, job.region)
     if detector is not None and face_ratio == 0:
         warnings.append(f"no face found by {detector.name}: the fixed crop was used")
     origins = crop_origins(centres, FACE_SIZE, half.scaled_width, half.scaled_height)
@@ -260,7 +284,7 @@ def _run_jobs(jobs: list[Job], work: Path, spec: DetectorSpec, workers: int) -> 
         yield from map(_run_job, jobs)
         return
     workers = min(workers, len(jobs))
-    # Consecutive jobs share a dialog; sending a few together lets a worker reuse its probe of the AVI.
+    # Consecutive jobs often share a video; sending a few together lets a worker reuse its probe of it.
     chunk = max(1, min(8, len(jobs) // (4 * workers)))
     with ProcessPoolExecutor(
         max_workers=workers, mp_context=multiprocessing.get_context("spawn"),
@@ -280,24 +304,35 @@ def read_record(path: Path) -> Record | None:
         return None
 
 
-def _jobs(kept: list[LabelledUtterance], corpus: Corpus) -> list[Job]:
-    return [
-        Job(u.utterance_id, u.dialog, str(corpus.dialog_avi(u.dialog)), str(corpus.sentence_wav(u)),
-            u.start, u.end, u.speaker_side)
-        for u in (item.utterance for item in kept)
-    ]
+def share_of(items: list, part: tuple[int, int] | None) -> list:
+    """Part K of N of a list: items K-1, K-1+N, K-1+2N, ... (every part gets a mix of speakers)."""
+    if part is None:
+        return items
+    k, n = part
+    return items[k - 1::n]
 
 
 @contextmanager
-def _locked(work: Path) -> Iterator[None]:
-    """One extract at a time per WORK. The kernel drops the lock when its process dies, even by SIGKILL."""
+def _locked(work: Path, part: tuple[int, int] | None) -> Iterator[None]:
+    """A whole run has WORK to itself; the N parts of a job array share it, one process per part.
+
+    The kernel drops the locks when their process dies, even by SIGKILL.
+    """
     work.mkdir(parents=True, exist_ok=True)
-    with open(work / LOCK_FILE, "w") as lock:
+    with open(work / LOCK_FILE, "a") as lock:
         try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            fcntl.flock(lock, (fcntl.LOCK_EX if part is None else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ExtractError(f"{work}: another emoprep extract is running on this folder; wait for it") from None
-        yield
+        if part is None:
+            yield
+            return
+        with open(work / f"{LOCK_FILE}.{part[0]}-of-{part[1]}", "a") as own:
+            try:
+                fcntl.flock(own, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ExtractError(f"{work}: part {part[0]}/{part[1]} is already being extracted") from None
+            yield
 
 
 def _remove_leftovers(work: Path) -> int:
@@ -311,10 +346,10 @@ def _remove_leftovers(work: Path) -> int:
     return removed
 
 
-def _check_config(work: Path, spec: DetectorSpec) -> None:
-    """A WORK folder holds one detector's crops: resuming with another would mix them."""
+def _check_config(work: Path, spec: DetectorSpec, corpus: str) -> None:
+    """A WORK folder holds one corpus and one detector's crops: resuming with another would mix them."""
     path = work / CONFIG_FILE
-    config = {"detector": spec.name}
+    config = {"corpus": corpus, "detector": spec.name}
     if path.is_file():
         try:
             previous = json.loads(path.read_text())
@@ -323,26 +358,29 @@ def _check_config(work: Path, spec: DetectorSpec) -> None:
         if previous != config:
             raise ExtractError(
                 f"{work} was extracted with settings {previous} (in {path}), not {config}: "
-                "use the same --face-detector to resume, or another --out"
+                "use the same corpus and --face-detector to resume, or another --out"
             )
         return
     write_bytes(path, (json.dumps(config) + "\n").encode())
 
 
 def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progress) -> ExtractSummary:
-    """Extract every kept utterance not done yet, then rebuild the manifest. See the module docstring."""
+    """Extract every kept utterance not done yet, then rebuild the manifest. See the module docstring.
+
+    With options.part (K, N) only that share is extracted and no manifest is written: the N
+    parts of a job array run at once, and one plain run afterwards (which finds every record
+    and extracts nothing) writes the manifest.
+    """
     started = time.perf_counter()
-    try:
-        corpus = read_corpus(options.iemocap)
-    except CorpusError as error:
-        raise ExtractError(str(error)) from None
-    kept = [item for item in assign_labels(corpus, options.policy) if item.emotion is not None]
+    clips = options.clips
+    kept = list(clips.kept)
     if options.limit is not None:
         kept = kept[:options.limit]
     if not kept:
         raise ExtractError(
-            f"{corpus.root}: no utterance has a kept label (ang, hap, neu, sad) under policy {options.policy}: "
-            f"nothing to extract ({len(corpus.utterances)} utterances read, {len(corpus.problems)} problems)"
+            f"{clips.root}: no {clips.corpus} utterance has a kept label ({', '.join(clips.classes)}) under "
+            f"policy {clips.label_policy.get('name')}: nothing to extract "
+            f"({len(clips.clips)} utterances read, {len(clips.problems)} problems)"
         )
     try:
         spec = resolve(options.detector)
@@ -350,25 +388,32 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
         raise ExtractError(str(error)) from None
 
     work = options.work
-    with _locked(work):
-        _check_config(work, spec)
-        _remove_leftovers(work)
-        jobs = _jobs(kept, corpus)
+    with _locked(work, options.part):
+        _check_config(work, spec, clips.corpus)
+        if options.part is None:
+            _remove_leftovers(work)  # a part must not: another part may be writing its temporary files now
+        jobs = [Job.of(clip) for clip in kept]
         records: dict[str, Record] = {}
         for job in jobs:
-            record = read_record(work / work_paths(job.utterance_id, job.dialog)["record"])
+            record = read_record(work / work_paths(job.utterance_id, job.folder)["record"])
             if record is not None and (record.status == "ok" or not options.retry_failed):
                 records[job.utterance_id] = record
-        todo = [job for job in jobs if job.utterance_id not in records]
+        # The share is taken of every job, done or not, so that each part's share stays the same
+        # however far the others have come.
+        todo = [job for job in share_of(jobs, options.part) if job.utterance_id not in records]
         audio_s = 0.0
         with progress(len(todo)) as bar:
             for record in _run_jobs(todo, work, spec, options.workers):
                 records[record.utterance_id] = record
                 audio_s += (record.n_samples or 0) / SAMPLE_RATE
                 bar.update(1)
-        manifest = write_manifest(work, kept, records, options.policy)
+        if options.part is None:
+            manifest = write_manifest(work, clips, kept, records)
+        else:
+            manifest = work / MANIFEST
+            kept = share_of(kept, options.part)
 
-    rows = [records[item.utterance.utterance_id] for item in kept]
+    rows = [records[clip.clip_id] for clip in kept]
     failed = [r for r in rows if r.status == "failed"]
     return ExtractSummary(
         manifest=manifest,
@@ -381,13 +426,14 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
         warnings=sum(r.status == "ok" and r.warning is not None for r in rows),
         wall_s=time.perf_counter() - started,
         audio_s=audio_s,
-        corpus_problems=len(corpus.problems),
+        corpus_problems=len(clips.problems),
+        part=options.part,
     )
 
 
-def manifest_table(kept: list[LabelledUtterance], records: dict[str, Record], policy: LabelPolicy) -> pa.Table:
-    """labels_table's columns for the kept utterances, then each one's record, sorted by utterance id."""
-    table = labels_table(kept, policy)
+def manifest_table(clips: CorpusClips, kept: list[ClipRecord], records: dict[str, Record]) -> pa.Table:
+    """labels_table's columns for the kept clips, then each one's record, sorted by utterance id."""
+    table = labels_table(clips, kept)
     rows = [records[uid] for uid in table.column("utterance_id").to_pylist()]
     for name in RECORD_FIELDS[1:]:
         table = table.append_column(pa.field(name, _RECORD_TYPES[name]),
@@ -395,11 +441,10 @@ def manifest_table(kept: list[LabelledUtterance], records: dict[str, Record], po
     return table
 
 
-def write_manifest(work: Path, kept: list[LabelledUtterance], records: dict[str, Record],
-                   policy: LabelPolicy) -> Path:
+def write_manifest(work: Path, clips: CorpusClips, kept: list[ClipRecord], records: dict[str, Record]) -> Path:
     path = work / MANIFEST
     with atomic_path(path) as temporary:
-        pq.write_table(manifest_table(kept, records, policy), temporary)
+        pq.write_table(manifest_table(clips, kept, records), temporary)
     return path
 
 
@@ -431,5 +476,9 @@ def summary_lines(summary: ExtractSummary) -> Iterable[str]:
     yield (f"wall time {summary.wall_s:.1f} s: {summary.utterances_per_s:.2f} utterances/s, "
            f"{summary.audio_hours_per_hour:.2f} audio hours per hour")
     if summary.corpus_problems:
-        yield f"{summary.corpus_problems} annotation block(s) left out by the corpus reader (`emoprep labels` lists them)"
-    yield f"manifest: {summary.manifest}"
+        yield f"{summary.corpus_problems} piece(s) of metadata left out by the corpus recipe (`emoprep labels` lists them)"
+    if summary.part is None:
+        yield f"manifest: {summary.manifest}"
+    else:
+        yield (f"part {summary.part[0]} of {summary.part[1]} done; no manifest yet: when every part has finished, "
+               f"run the same command once without --part to write {summary.manifest}")

@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from shardformat import FRAME_SIZE, GENDERS, MEMBERS, PARTS, SAMPLE_RATE
 
 from emoprep.atomic import atomic_path
-from emoprep.shard import EMOTIONS, FRAME_SIZE, GENDERS, MEMBERS, PARTS, SAMPLE_RATE
 from emoprep.verify import FormatError, Sample, decode_sample, load_index, load_splits
 
 
@@ -29,39 +29,39 @@ class UnknownSplit(ValueError):
 class Candidate:
     key: str
     shard: str
-    emotion: str
-    gender: str
+    emotion: str | None
+    gender: str | None
 
 
 def select_shards(root: Path, split: str | None) -> list[str]:
     """The shards of one split (all its parts), or every indexed shard."""
     if split is None:
         return [entry["file"] for entry in load_index(root)]
-    splits = _load_splits(root, split)
+    splits, _ = _load_splits(root, split)
     return [name for part in PARTS for name in splits[split][part]["shards"]]
 
 
-def _load_splits(root: Path, split: str | None) -> dict[str, dict]:
-    """splits.json's splits, after checking that `split` (when given) is one of them."""
-    splits = load_splits(root)
+def _load_splits(root: Path, split: str | None) -> tuple[dict[str, dict], tuple[str, ...]]:
+    """splits.json's splits and classes, after checking that `split` (when given) is one of them."""
+    splits, emotions = load_splits(root)
     if split is not None and split not in splits:
-        raise UnknownSplit(f"{root / 'splits.json'} has no split {split!r}; it has {', '.join(splits)}")
-    return splits
+        raise UnknownSplit(f"{root / 'splits.json'} has no split {split!r}; it has {', '.join(splits) or 'none'}")
+    return splits, emotions
 
 
 def counts_table(root: Path, split: str | None = None) -> str:
     """A text table from splits.json: per split and part, shards, samples, and F/M counts per class."""
-    splits = _load_splits(root, split)
-    header = ["split", "part", "shards", "samples", *(f"{e} F/M" for e in EMOTIONS), "F", "M"]
+    splits, emotions = _load_splits(root, split)
+    header = ["split", "part", "shards", "samples", *(f"{e} F/M" for e in emotions), "F", "M"]
     rows = [header]
     for name, content in splits.items():
         if split not in (None, name):
             continue
         for part in PARTS:
             counts = content[part]["counts"]
-            by_gender = [sum(counts[e][g] for e in EMOTIONS) for g in GENDERS]
+            by_gender = [sum(counts[e][g] for e in emotions) for g in GENDERS]
             rows.append([name, part, str(len(content[part]["shards"])), str(content[part]["samples"]),
-                         *(f"{counts[e]['F']}/{counts[e]['M']}" for e in EMOTIONS), *map(str, by_gender)])
+                         *(f"{counts[e]['F']}/{counts[e]['M']}" for e in emotions), *map(str, by_gender)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
@@ -81,10 +81,10 @@ def candidates(root: Path, shards: list[str]) -> list[Candidate]:
     return found
 
 
-def pick(found: list[Candidate], per_class: int) -> dict[str, list[Candidate]]:
+def pick(found: list[Candidate], per_class: int, emotions: tuple[str, ...]) -> dict[str, list[Candidate]]:
     """Per class, `per_class` samples spread evenly over the class's id-sorted list, and so over speakers."""
     picked = {}
-    for emotion in EMOTIONS:
+    for emotion in emotions:
         pool = sorted((c for c in found if c.emotion == emotion), key=lambda c: c.key)
         if len(pool) <= per_class:
             picked[emotion] = pool
@@ -93,10 +93,12 @@ def pick(found: list[Candidate], per_class: int) -> dict[str, list[Candidate]]:
     return picked
 
 
-def read_sample(root: Path, candidate: Candidate) -> Sample:
+def read_sample(root: Path, candidate: Candidate, emotions: tuple[str, ...]) -> Sample:
     with _opened(root, candidate.shard) as tar:
-        members = {ext: tar.extractfile(f"{candidate.key}.{ext}").read() for ext in MEMBERS}
-    return decode_sample(candidate.key, members)
+        names = set(tar.getnames())
+        members = {ext: tar.extractfile(f"{candidate.key}.{ext}").read() for ext in MEMBERS
+                   if f"{candidate.key}.{ext}" in names}
+    return decode_sample(candidate.key, members, emotions)
 
 
 @contextmanager
@@ -111,15 +113,16 @@ def _opened(root: Path, shard: str) -> Iterator[tarfile.TarFile]:
 
 def contact_sheet(root: Path, out: Path, split: str | None = None, per_class: int = 6) -> dict[str, int]:
     """Write the contact sheet PNG to `out` (atomically); returns samples shown per class."""
-    picked = pick(candidates(root, select_shards(root, split)), per_class)
+    _, emotions = load_splits(root)
+    picked = pick(candidates(root, select_shards(root, split)), per_class, emotions)
     # Imported here: every extract worker imports the CLI, and matplotlib costs it ~1.6 s.
     from matplotlib.figure import Figure
 
-    figure = Figure(figsize=(1.6 * per_class + 0.6, 2.3 * len(EMOTIONS) + 0.5), dpi=110)
-    grid = figure.add_gridspec(2 * len(EMOTIONS), per_class, height_ratios=[3, 1] * len(EMOTIONS),
+    figure = Figure(figsize=(1.6 * per_class + 0.6, 2.3 * len(emotions) + 0.5), dpi=110)
+    grid = figure.add_gridspec(2 * len(emotions), per_class, height_ratios=[3, 1] * len(emotions),
                                left=0.06, right=0.99, top=0.93, bottom=0.01, hspace=0.45, wspace=0.08)
-    for row, emotion in enumerate(EMOTIONS):
-        figure.text(0.01, 1 - (row + 0.45) / len(EMOTIONS) * 0.92 - 0.07, emotion, fontsize=13,
+    for row, emotion in enumerate(emotions):
+        figure.text(0.01, 1 - (row + 0.45) / len(emotions) * 0.92 - 0.07, emotion, fontsize=13,
                     fontweight="bold", rotation=90, va="center")
         if not picked[emotion]:
             axis = figure.add_subplot(grid[2 * row, :])
@@ -127,7 +130,7 @@ def contact_sheet(root: Path, out: Path, split: str | None = None, per_class: in
             axis.text(0.5, 0.5, f"no {emotion} samples", ha="center", va="center", color="gray")
         for column, candidate in enumerate(picked[emotion]):
             _draw_sample(figure.add_subplot(grid[2 * row, column]), figure.add_subplot(grid[2 * row + 1, column]),
-                         read_sample(root, candidate))
+                         read_sample(root, candidate, emotions))
     scope = f"split {split} (all parts)" if split else "all shards"
     figure.suptitle(f"{root.resolve().name}: {scope}: middle frame and waveform, {per_class} samples per class",
                     fontsize=10)

@@ -1,155 +1,123 @@
-"""Label policy: which of the four emotions (if any) each utterance gets, and the labels table.
+"""Clip records -> the labels table (Parquet), whatever the corpus; and back.
 
-Two policies:
-- `paper` (default): the plurality of the external evaluators' categorical
-  votes (the actors' self-evaluations never count); a tie is broken by a draw
-  seeded from (seed, utterance id) alone, so the result does not depend on file
-  order, worker count or Python's hash randomisation.
-- `released`: IEMOCAP's own consensus label.
-Either way an utterance is kept when its label is ang, hap, neu or sad.
+The table is the chain between the stages: `emoprep labels` writes it, `emoprep extract`
+writes the same columns (plus what extraction did) as WORK/manifest.parquet, and
+`emoprep shard` reads that. What a stage after the recipe needs to know about the
+corpus as a whole (its name, class list, label policy and splits) rides along in the
+schema metadata, so labelling and splitting are decided once, by the recipe.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
-import random
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from pathlib import Path
+from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emoprep.atomic import atomic_path
+from emoprep.corpus.base import ClipRecord, CorpusClips, RandomSplit, SpeakerSplit, SplitSpec
 
-from emoprep.corpus.iemocap import KEPT_EMOTIONS, Corpus, Utterance
-
-POLICIES = ("paper", "released")
 NOT_KEPT = "not kept"
-# Parquet schema metadata key holding the whole policy (merge, filter, seed), not just its name.
-POLICY_METADATA_KEY = b"emoav.label_policy"
-
-
-@dataclass(frozen=True)
-class LabelPolicy:
-    name: str = "paper"  # "paper" | "released"
-    merge_excited: bool = False  # exc -> hap before counting (and for the released label)
-    improvised_only: bool = False  # keep improvised dialogs only (the seed paper's protocol)
-    seed: int = 0  # seeds tie-breaking
-
-    def __post_init__(self) -> None:
-        if self.name not in POLICIES:
-            raise ValueError(f"unknown label policy {self.name!r}: choose one of {', '.join(POLICIES)}")
-
-
-@dataclass(frozen=True)
-class LabelledUtterance:
-    utterance: Utterance
-    emotion: str | None  # ang/hap/neu/sad, or None when not kept
-    votes: tuple[tuple[str, int], ...]  # category -> external evaluators' votes (after any merge), by category
-    tie_broken: bool  # the plurality was a tie settled by the seeded draw
-
-
-def _merged(category: str, policy: LabelPolicy) -> str:
-    return "hap" if policy.merge_excited and category == "exc" else category
-
-
-def vote_counts(utterance: Utterance, policy: LabelPolicy) -> tuple[tuple[str, int], ...]:
-    """Votes per category over the external evaluators, sorted by category.
-
-    An evaluator gives one vote to each category they list, at most once each
-    (after merging, `Happiness; Excited` is one hap vote, not two).
-    """
-    counts: Counter[str] = Counter()
-    for evaluation in utterance.external:
-        counts.update({_merged(category, policy) for category in evaluation.categories})
-    return tuple(sorted(counts.items()))
-
-
-def tie_rng(seed: int, utterance_id: str) -> random.Random:
-    """A generator that depends only on (seed, utterance id): hashlib, since hash() is salted per process."""
-    digest = hashlib.sha256(f"{seed}\x00{utterance_id}".encode()).digest()
-    return random.Random(int.from_bytes(digest[:8], "big"))
-
-
-def _majority(votes: tuple[tuple[str, int], ...], seed: int, utterance_id: str) -> tuple[str | None, bool]:
-    """The plurality category (None without votes) and whether a tie had to be broken."""
-    if not votes:
-        return None, False
-    top = max(count for _, count in votes)
-    tied = sorted(category for category, count in votes if count == top)
-    if len(tied) == 1:
-        return tied[0], False
-    return tie_rng(seed, utterance_id).choice(tied), True
-
-
-def label_utterance(utterance: Utterance, policy: LabelPolicy) -> LabelledUtterance:
-    votes = vote_counts(utterance, policy)
-    if policy.name == "paper":
-        label, tie_broken = _majority(votes, policy.seed, utterance.utterance_id)
-    else:
-        label, tie_broken = _merged(utterance.released_label, policy), False
-    emotion = label if label in KEPT_EMOTIONS else None
-    return LabelledUtterance(utterance=utterance, emotion=emotion, votes=votes, tie_broken=tie_broken)
-
-
-def assign_labels(corpus: Corpus, policy: LabelPolicy) -> list[LabelledUtterance]:
-    """Every utterance of the corpus (improvised dialogs only, if the policy says so), by utterance id."""
-    utterances = sorted(corpus.utterances, key=lambda u: u.utterance_id)
-    return [
-        label_utterance(utterance, policy)
-        for utterance in utterances
-        if utterance.improvised or not policy.improvised_only
-    ]
-
+# Parquet schema metadata: the corpus-wide decisions of the recipe, as JSON.
+METADATA_KEYS = {"corpus": b"emoav.corpus", "root": b"emoav.root", "classes": b"emoav.classes",
+                 "label_policy": b"emoav.label_policy", "splits": b"emoav.splits"}
 
 LABELS_SCHEMA = pa.schema([
     ("utterance_id", pa.string()),
-    ("session", pa.int32()),
-    ("dialog", pa.string()),
-    ("improvised", pa.bool_()),
+    ("corpus", pa.string()),
+    ("speaker", pa.string()),
     ("gender", pa.string()),
-    ("start", pa.float64()),
-    ("end", pa.float64()),
-    ("released_label", pa.string()),
     ("emotion", pa.string()),
-    ("votes", pa.string()),
-    ("tie_broken", pa.bool_()),
-    ("speaker_side", pa.string()),
+    ("corpus_label", pa.string()),
+    ("group", pa.string()),
+    ("audio_file", pa.string()),  # the source media; WORK's own files are audio_path / frames_path
+    ("audio_start", pa.float64()),  # null with audio_end: the whole audio file is the clip
+    ("audio_end", pa.float64()),
+    ("video_file", pa.string()),
+    ("start", pa.float64()),
+    ("end", pa.float64()),  # null: to the end of the video
+    ("region", pa.string()),
+    ("crop", pa.string()),
+    ("extra", pa.string()),  # the recipe's own fields, JSON text
     ("label_policy", pa.string()),
 ])
 
 
-def labels_table(labelled: Sequence[LabelledUtterance], policy: LabelPolicy) -> pa.Table:
-    """One row per utterance, sorted by id; the full policy rides along in the schema metadata."""
-    rows = sorted(labelled, key=lambda item: item.utterance.utterance_id)
+def split_to_json(split: SplitSpec) -> dict[str, Any]:
+    data = asdict(split)
+    data["kind"] = "random" if isinstance(split, RandomSplit) else "speakers"
+    return {key: sorted(value) if isinstance(value, frozenset) else value for key, value in data.items()}
+
+
+def split_from_json(data: dict[str, Any]) -> SplitSpec:
+    fields = {key: frozenset(value) if isinstance(value, list) else value
+              for key, value in data.items() if key != "kind"}
+    return RandomSplit(**fields) if data["kind"] == "random" else SpeakerSplit(**fields)
+
+
+def labels_table(clips: CorpusClips, records: Sequence[ClipRecord] | None = None) -> pa.Table:
+    """One row per record (all of the corpus's by default), sorted by id; corpus decisions in the metadata."""
+    rows = sorted(clips.clips if records is None else records, key=lambda r: r.clip_id)
     columns = {
-        "utterance_id": [r.utterance.utterance_id for r in rows],
-        "session": [r.utterance.session for r in rows],
-        "dialog": [r.utterance.dialog for r in rows],
-        "improvised": [r.utterance.improvised for r in rows],
-        "gender": [r.utterance.gender for r in rows],
-        "start": [r.utterance.start for r in rows],
-        "end": [r.utterance.end for r in rows],
-        "released_label": [r.utterance.released_label for r in rows],
+        "utterance_id": [r.clip_id for r in rows],
+        "corpus": [r.corpus for r in rows],
+        "speaker": [r.speaker for r in rows],
+        "gender": [r.gender for r in rows],
         "emotion": [r.emotion for r in rows],
-        "votes": [json.dumps(dict(r.votes), sort_keys=True) for r in rows],
-        "tie_broken": [r.tie_broken for r in rows],
-        "speaker_side": [r.utterance.speaker_side for r in rows],
-        "label_policy": [policy.name] * len(rows),
+        "corpus_label": [r.corpus_label for r in rows],
+        "group": [r.group for r in rows],
+        "audio_file": [r.audio_path for r in rows],
+        "audio_start": [None if r.audio_window is None else r.audio_window[0] for r in rows],
+        "audio_end": [None if r.audio_window is None else r.audio_window[1] for r in rows],
+        "video_file": [r.video_path for r in rows],
+        "start": [r.start for r in rows],
+        "end": [r.end for r in rows],
+        "region": [r.region for r in rows],
+        "crop": [r.crop for r in rows],
+        "extra": [json.dumps(dict(r.extra), sort_keys=True) for r in rows],
+        "label_policy": [clips.label_policy.get("name")] * len(rows),
     }
-    schema = LABELS_SCHEMA.with_metadata({POLICY_METADATA_KEY: json.dumps(asdict(policy), sort_keys=True)})
-    return pa.table(columns, schema=schema)
+    metadata = {
+        METADATA_KEYS["corpus"]: clips.corpus,
+        METADATA_KEYS["root"]: clips.root,
+        METADATA_KEYS["classes"]: json.dumps(list(clips.classes)),
+        METADATA_KEYS["label_policy"]: json.dumps(dict(clips.label_policy), sort_keys=True),
+        METADATA_KEYS["splits"]: json.dumps([split_to_json(s) for s in clips.splits]),
+    }
+    return pa.table(columns, schema=LABELS_SCHEMA.with_metadata(metadata))
 
 
-def policy_of(table: pa.Table) -> LabelPolicy:
-    """The policy a labels table was made with (read back from its schema metadata)."""
+def record_of(row: dict[str, Any]) -> ClipRecord:
+    """A labels-table row -> its ClipRecord (the inverse of labels_table, row by row)."""
+    window = None if row["audio_start"] is None else (row["audio_start"], row["audio_end"])
+    return ClipRecord(
+        clip_id=row["utterance_id"], corpus=row["corpus"], speaker=row["speaker"], gender=row["gender"],
+        emotion=row["emotion"], corpus_label=row["corpus_label"], group=row["group"],
+        audio_path=row["audio_file"], audio_window=window, video_path=row["video_file"],
+        start=row["start"], end=row["end"], region=row["region"], crop=row["crop"],
+        extra=json.loads(row["extra"]),
+    )
+
+
+def corpus_metadata(table: pa.Table) -> dict[str, Any]:
+    """corpus, root, classes, label_policy and splits (as SplitSpecs) from a labels table or manifest."""
     metadata = table.schema.metadata or {}
-    if POLICY_METADATA_KEY not in metadata:
-        raise ValueError("labels table has no label policy metadata: was it written by `emoprep labels`?")
-    return LabelPolicy(**json.loads(metadata[POLICY_METADATA_KEY]))
+    missing = [name for name, key in METADATA_KEYS.items() if key not in metadata]
+    if missing:
+        raise ValueError(f"no {', '.join(missing)} in the table's metadata: was it written by this emoprep's "
+                         "`labels` or `extract`? (re-run extract on the WORK folder to rebuild its manifest)")
+    return {
+        "corpus": metadata[METADATA_KEYS["corpus"]].decode(),
+        "root": metadata[METADATA_KEYS["root"]].decode(),
+        "classes": tuple(json.loads(metadata[METADATA_KEYS["classes"]])),
+        "label_policy": json.loads(metadata[METADATA_KEYS["label_policy"]]),
+        "splits": tuple(split_from_json(s) for s in json.loads(metadata[METADATA_KEYS["splits"]])),
+    }
 
 
 def write_labels(table: pa.Table, path: str | Path) -> Path:
@@ -160,23 +128,21 @@ def write_labels(table: pa.Table, path: str | Path) -> Path:
     return path
 
 
-def count_table(labelled: Sequence[LabelledUtterance]) -> str:
-    """Class x gender counts as aligned text: the four emotions, their total, the rest, and all."""
-    counts: Counter[tuple[str, str]] = Counter(
-        (item.emotion or NOT_KEPT, item.utterance.gender) for item in labelled
-    )
+def count_table(records: Sequence[ClipRecord], classes: Sequence[str]) -> str:
+    """Class x gender counts as aligned text: each class, their total, the rest, and all."""
+    counts: Counter[tuple[str, str]] = Counter((r.emotion or NOT_KEPT, r.gender or "?") for r in records)
+    genders = ["F", "M"] + (["?"] if any(g == "?" for _, g in counts) else [])
 
-    def row(name: str, classes: Sequence[str]) -> list[str]:
-        female = sum(counts[(c, "F")] for c in classes)
-        male = sum(counts[(c, "M")] for c in classes)
-        return [name, str(female), str(male), str(female + male)]
+    def row(name: str, names: Sequence[str]) -> list[str]:
+        cells = [sum(counts[(c, g)] for c in names) for g in genders]
+        return [name, *map(str, cells), str(sum(cells))]
 
-    rows = [["emotion", "F", "M", "total"]]
-    rows += [row(emotion, [emotion]) for emotion in KEPT_EMOTIONS]
-    rows.append(row("kept", KEPT_EMOTIONS))
+    rows = [["emotion", *genders, "total"]]
+    rows += [row(emotion, [emotion]) for emotion in classes]
+    rows.append(row("kept", classes))
     rows.append(row(NOT_KEPT, [NOT_KEPT]))
-    rows.append(row("all", [*KEPT_EMOTIONS, NOT_KEPT]))
-    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    rows.append(row("all", [*classes, NOT_KEPT]))
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     return "\n".join(
         "  ".join([r[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(r[1:], widths[1:])])
         for r in rows

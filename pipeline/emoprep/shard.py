@@ -1,8 +1,9 @@
-"""WORK folder (from `emoprep extract`) -> WebDataset shards in format v1 (shards/README.md).
+"""WORK folder (from `emoprep extract`) -> WebDataset shards in format v2 (shards/README.md).
 
 Three steps, each testable alone: read the manifest into `WorkItem`s; plan the shards and splits
-(pure: `plan_shards`, `build_splits`); write every tar under a temporary name (emoprep.atomic's
-naming) and move the whole set into place only when all of it was written.
+(pure: `plan_shards`, `build_splits`, from the split specs the corpus recipe put in the manifest's
+metadata); write every tar under a temporary name (emoprep.atomic's naming) and move the whole
+set into place only when all of it was written. Nothing here knows which corpus it shards.
 """
 
 from __future__ import annotations
@@ -12,49 +13,37 @@ import io
 import json
 import math
 import os
-import re
 import tarfile
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow.parquet as pq
 import soundfile as sf
-from PIL import Image
+from shardformat import (
+    FORMAT_VERSION,
+    GENDERS,
+    MAX_AUDIO_SAMPLES,
+    MAX_FRAMES,
+    PARTS,
+    SAMPLE_RATE,
+    SHARD_NAME,
+    encode_frames,
+    shard_name,
+)
 
 from emoprep.atomic import TEMP_SUFFIX, is_temporary
-from emoprep.corpus.iemocap import KEPT_EMOTIONS
+from emoprep.corpus.base import RandomSplit, SpeakerSplit, SplitSpec
+from emoprep.labels import corpus_metadata
 
-FORMAT_VERSION = 1
-EMOTIONS = KEPT_EMOTIONS  # the format's classes, in its integer label order
-GENDERS = ("F", "M")
-SAMPLE_RATE = 16_000
-MAX_AUDIO_SAMPLES = 96_000  # 6 s
-FRAME_SIZE = 96
-# JPEG caps an image side at 65,535 pixels: 682 frames (27 s at 25 fps), far above 6 s of video.
-MAX_FRAMES = 65_535 // FRAME_SIZE
-MEMBERS = ("json", "flac", "frames.jpg")  # tar member order within a sample
-GROUPS = ("impro-train", "impro-val", "impro-test", "script")
-PARTS = ("train", "val", "test")
-# Quality 95 without chroma subsampling: a round trip above 38 dB PSNR on extract's crops of the
-# synthetic corpus (40.9 dB) and on noisier, camera-like crops (38.6 dB); 4:2:0 stays under 38 dB
-# even at quality 97 (benchmarks/shard_read.py, shards/README.md).
-JPEG_QUALITY = 95
-JPEG_SUBSAMPLING = 0  # 4:4:4
 DEFAULT_MAX_SAMPLES_PER_SHARD = 64
 
-SHARD_NAME = re.compile(rf"^ses\d[FM]-({'|'.join(GROUPS)})-\d{{4}}\.tar$")
-
-SAMPLE_KEYS = (
-    "format_version", "utterance_id", "session", "dialog", "improvised", "gender", "emotion",
-    "released_label", "votes", "tie_broken", "label_policy", "speaker_side", "start", "end",
-    "n_samples", "n_frames", "face_ratio", "detector",
-)
 _MANIFEST_COLUMNS = (
-    "utterance_id", "session", "dialog", "improvised", "gender", "start", "end", "released_label",
-    "emotion", "votes", "tie_broken", "speaker_side", "label_policy", "status", "audio_path",
-    "frames_path", "n_samples", "n_frames", "face_ratio", "detector",
+    "utterance_id", "corpus", "speaker", "gender", "emotion", "corpus_label", "group", "video_file", "start",
+    "end", "region", "extra", "label_policy", "status", "audio_path", "frames_path", "n_samples", "n_frames",
+    "face_ratio", "detector",
 )
 
 
@@ -71,18 +60,18 @@ class WorkItem:
     """One ok utterance of the WORK manifest: the sample's metadata and where its media lie."""
 
     utterance_id: str
-    session: int
-    dialog: str
-    improvised: bool
-    gender: str
-    emotion: str
-    released_label: str
-    votes_json: str  # the manifest's JSON text, category -> count
-    tie_broken: bool
+    corpus: str
+    speaker: str
+    gender: str | None
+    emotion: str | None  # None: an unlabelled clip (to predict, not to train on)
+    corpus_label: str | None
+    group: str
     label_policy: str
-    speaker_side: str
+    source: str | None  # the video the clip came from, relative to the corpus root where it lies under it
     start: float
-    end: float
+    end: float  # of the extracted window
+    region: str
+    extra: dict[str, Any]
     n_samples: int
     n_frames: int
     face_ratio: float
@@ -90,40 +79,24 @@ class WorkItem:
     audio_path: str  # relative to WORK
     frames_path: str
 
-    @property
-    def speaker(self) -> str:
-        return f"ses{self.session}{self.gender}"
-
     def metadata(self) -> dict:
         """The sample's `<key>.json` object."""
         return {
-            "format_version": FORMAT_VERSION,
-            "utterance_id": self.utterance_id,
-            "session": self.session,
-            "dialog": self.dialog,
-            "improvised": self.improvised,
-            "gender": self.gender,
-            "emotion": self.emotion,
-            "released_label": self.released_label,
-            "votes": json.loads(self.votes_json),
-            "tie_broken": self.tie_broken,
-            "label_policy": self.label_policy,
-            "speaker_side": self.speaker_side,
-            "start": self.start,
-            "end": self.end,
-            "n_samples": self.n_samples,
-            "n_frames": self.n_frames,
-            "face_ratio": self.face_ratio,
-            "detector": self.detector,
+            "format_version": FORMAT_VERSION, "utterance_id": self.utterance_id, "corpus": self.corpus,
+            "speaker": self.speaker, "gender": self.gender, "emotion": self.emotion,
+            "corpus_label": self.corpus_label, "group": self.group, "label_policy": self.label_policy,
+            "source": self.source, "start": self.start, "end": self.end, "region": self.region,
+            "n_samples": self.n_samples, "n_frames": self.n_frames, "face_ratio": self.face_ratio,
+            "detector": self.detector, "extra": self.extra,
         }
 
 
 @dataclass(frozen=True)
 class ShardPlan:
-    file: str  # "ses1F-impro-train-0000.tar"
-    session: int
-    gender: str
+    file: str  # "ses1F-impro-train-0000.tar", "1001-all-0000.tar"
+    speaker: str
     group: str
+    part: str | None  # the random split's part its samples were drawn into; None outside that split
     items: tuple[WorkItem, ...]  # in the order written
 
 
@@ -135,6 +108,7 @@ class ShardSetPlan:
     shards: tuple[ShardPlan, ...]
     splits: dict  # the splits.json object
     samples: int
+    classes: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -151,8 +125,9 @@ class ShardSet:
 
 # ---------------------------------------------------------------- reading WORK
 
-def read_manifest(work: Path) -> list[WorkItem]:
-    """The ok rows of WORK/manifest.parquet, sorted by utterance id, checked field by field."""
+def read_manifest(work: Path) -> tuple[list[WorkItem], dict[str, Any]]:
+    """The ok rows of WORK/manifest.parquet, sorted by utterance id and checked field by field,
+    and the corpus's decisions from its metadata (classes, label policy, splits)."""
     path = work / "manifest.parquet"
     if not path.is_file():
         raise NotAWorkFolder(f"{work}: no manifest.parquet here; point --work at the folder `emoprep extract --out` wrote")
@@ -161,18 +136,33 @@ def read_manifest(work: Path) -> list[WorkItem]:
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise ShardError(f"{path}: not a readable Parquet file ({err}); re-run emoprep extract") from err
     missing = [c for c in _MANIFEST_COLUMNS if c not in table.column_names]
-    if missing:
-        raise ShardError(f"{path}: missing columns {', '.join(missing)}; was it written by emoprep extract?")
+    try:
+        if missing:
+            raise ValueError(f"missing columns {', '.join(missing)}")
+        corpus = corpus_metadata(table)
+    except ValueError as err:
+        raise ShardError(f"{path}: {err}; was it written by this emoprep's extract? Running extract again on "
+                         "the same WORK rebuilds it (finished utterances are kept)") from err
+    root = Path(corpus["root"])
     rows = table.select(list(_MANIFEST_COLUMNS)).to_pylist()
-    items = [_work_item(row, path) for row in rows if row["status"] == "ok"]
+    items = [_work_item(row, path, corpus["classes"], root) for row in rows if row["status"] == "ok"]
     items.sort(key=lambda item: item.utterance_id)
     for before, after in zip(items, items[1:]):
         if before.utterance_id == after.utterance_id:
             raise ShardError(f"{path}: utterance {after.utterance_id} appears twice")
-    return items
+    return items, corpus
 
 
-def _work_item(row: dict, manifest: Path) -> WorkItem:
+def _relative(path: str | None, root: Path) -> str | None:
+    if path is None:
+        return None
+    try:
+        return str(Path(path).relative_to(root))
+    except ValueError:
+        return path
+
+
+def _work_item(row: dict, manifest: Path, classes: Sequence[str], root: Path) -> WorkItem:
     uid = row["utterance_id"]
 
     def bad(what: str) -> ShardError:
@@ -180,32 +170,29 @@ def _work_item(row: dict, manifest: Path) -> WorkItem:
 
     if not isinstance(uid, str) or not uid or "." in uid or "/" in uid:
         raise ShardError(f"{manifest}: bad utterance id {uid!r} (an id must be non-empty, without '.' or '/')")
-    if row["emotion"] not in EMOTIONS:
-        raise bad(f"emotion {row['emotion']!r} is not one of {', '.join(EMOTIONS)}")
-    if row["gender"] not in GENDERS:
-        raise bad(f"gender {row['gender']!r} is not F or M")
-    if not isinstance(row["session"], int) or not 1 <= row["session"] <= 9:
-        raise bad(f"session {row['session']!r} is not a number 1..9")
+    if row["emotion"] not in (*classes, None):
+        raise bad(f"emotion {row['emotion']!r} is not one of {', '.join(classes)} or null")
+    if row["gender"] not in (*GENDERS, None):
+        raise bad(f"gender {row['gender']!r} is not F, M or null")
     if not row["audio_path"] or not row["frames_path"]:
         raise bad("status is ok but audio_path or frames_path is empty")
     if not 1 <= (row["n_samples"] or 0) <= MAX_AUDIO_SAMPLES:
         raise bad(f"n_samples {row['n_samples']} is outside 1..{MAX_AUDIO_SAMPLES}")
     if not 1 <= (row["n_frames"] or 0) <= MAX_FRAMES:
         raise bad(f"n_frames {row['n_frames']} is outside 1..{MAX_FRAMES}")
-    for column in ("start", "end", "face_ratio"):
+    for column in ("start", "face_ratio"):
         if not isinstance(row[column], (int, float)) or not math.isfinite(row[column]):
             raise bad(f"{column} {row[column]!r} is not a finite number")
     try:
-        votes = json.loads(row["votes"])
+        extra = json.loads(row["extra"])
     except (TypeError, ValueError) as err:
-        raise bad(f"votes is not JSON text ({err})") from err
-    if not isinstance(votes, dict):
-        raise bad("votes is not a JSON object")
+        raise bad(f"extra is not JSON text ({err})") from err
+    start = float(row["start"])
     return WorkItem(
-        utterance_id=uid, session=row["session"], dialog=row["dialog"], improvised=bool(row["improvised"]),
-        gender=row["gender"], emotion=row["emotion"], released_label=row["released_label"],
-        votes_json=row["votes"], tie_broken=bool(row["tie_broken"]), label_policy=row["label_policy"],
-        speaker_side=row["speaker_side"], start=float(row["start"]), end=float(row["end"]),
+        utterance_id=uid, corpus=row["corpus"], speaker=row["speaker"], gender=row["gender"],
+        emotion=row["emotion"], corpus_label=row["corpus_label"], group=row["group"],
+        label_policy=row["label_policy"], source=_relative(row["video_file"], root), start=start,
+        end=round(start + int(row["n_samples"]) / SAMPLE_RATE, 6), region=row["region"], extra=extra,
         n_samples=int(row["n_samples"]), n_frames=int(row["n_frames"]), face_ratio=float(row["face_ratio"]),
         detector=row["detector"], audio_path=row["audio_path"], frames_path=row["frames_path"],
     )
@@ -257,18 +244,6 @@ def sample_members(item: WorkItem, work: Path) -> list[tuple[str, bytes]]:
     ]
 
 
-def encode_frames(frames: np.ndarray) -> bytes:
-    """(T, 96, 96, 3) uint8 -> one JPEG of width 96 and height 96 T (frame i = rows 96 i .. 96 i + 95)."""
-    if frames.dtype != np.uint8 or frames.ndim != 4 or frames.shape[1:] != (FRAME_SIZE, FRAME_SIZE, 3):
-        raise ValueError(f"frames are {frames.dtype} {frames.shape}, expected uint8 (T, 96, 96, 3)")
-    if not 1 <= frames.shape[0] <= MAX_FRAMES:
-        raise ValueError(f"{frames.shape[0]} frames; a stacked JPEG holds 1..{MAX_FRAMES}")
-    buffer = io.BytesIO()
-    Image.fromarray(frames.reshape(-1, FRAME_SIZE, 3)).save(
-        buffer, "JPEG", quality=JPEG_QUALITY, subsampling=JPEG_SUBSAMPLING)
-    return buffer.getvalue()
-
-
 # ---------------------------------------------------------------- planning (pure)
 
 def seeded_order(ids: Iterable[str], seed: int, purpose: str) -> list[str]:
@@ -280,87 +255,85 @@ def seeded_order(ids: Iterable[str], seed: int, purpose: str) -> list[str]:
     return sorted(ids, key=lambda uid: hashlib.sha256(f"{seed}/{purpose}/{uid}".encode()).digest())
 
 
-def paper_parts(improvised_ids: Sequence[str], seed: int) -> dict[str, str]:
-    """Improvised utterance id -> "train" | "val" | "test": the seed paper's random 60/20/20.
+def random_parts(ids: Sequence[str], split: RandomSplit, seed: int) -> dict[str, str]:
+    """Utterance id -> "train" | "val" | "test" for a random split (the seed paper's 60/20/20).
 
-    val and test each get round(20 %) (halves rounded up), train the rest.
+    val and test each get round(share x n) (halves rounded up), train the rest, in the seeded order.
     """
-    order = seeded_order(improvised_ids, seed, "paper")
-    fifth = math.floor(0.2 * len(order) + 0.5)
-    n_train = len(order) - 2 * fifth
-    return {uid: "train" if i < n_train else "val" if i < n_train + fifth else "test" for i, uid in enumerate(order)}
+    order = seeded_order(ids, seed, split.name)
+    n_val = math.floor(split.val_share * len(order) + 0.5)
+    n_test = math.floor(split.test_share * len(order) + 0.5)
+    n_train = len(order) - n_val - n_test
+    return {uid: "train" if i < n_train else "val" if i < n_train + n_val else "test" for i, uid in enumerate(order)}
 
 
-def plan_shards(items: Sequence[WorkItem], seed: int, max_samples_per_shard: int) -> list[ShardPlan]:
-    """Group by speaker and group, shuffle within a group (seeded), cut into near-equal shards.
+def plan_shards(items: Sequence[WorkItem], splits: Sequence[SplitSpec], seed: int,
+                max_samples_per_shard: int) -> list[ShardPlan]:
+    """Group by speaker, group and random part; shuffle within (seeded); cut into near-equal shards.
 
-    Shuffling before cutting mixes dialogs, and so classes, within every shard: IEMOCAP's
-    improvised dialogs each have a dominant emotion, and an id-sorted shard would be nearly
-    one class. Near-equal cuts (sizes differ by at most one) keep shard lengths even.
+    A shard holds one speaker and one group (and, for the groups a random split draws from,
+    one of its parts), so that every split is a plain list of shards. Shuffling before cutting
+    mixes recordings, and so classes, within every shard (where a recording has a dominant
+    emotion, an id-sorted shard would be nearly one class). Near-equal cuts (sizes differ by at most one) keep shard lengths even.
     """
     if max_samples_per_shard < 1:
         raise ValueError("max_samples_per_shard must be at least 1")
-    parts = paper_parts([item.utterance_id for item in items if item.improvised], seed)
-    groups: dict[tuple[int, str, str], list[WorkItem]] = {}
+    randoms = [s for s in splits if isinstance(s, RandomSplit)]
+    if len(randoms) > 1:
+        raise ShardError(f"a shard set holds at most one random split; the recipe gave {len(randoms)}")
+    parts: dict[str, str] = {}
+    if randoms:
+        drawn = [item.utterance_id for item in items if item.group in randoms[0].groups]
+        parts = random_parts(drawn, randoms[0], seed)
+    groups: dict[tuple[str, str, str | None], list[WorkItem]] = {}
     for item in items:
-        group = f"impro-{parts[item.utterance_id]}" if item.improvised else "script"
-        groups.setdefault((item.session, item.gender, group), []).append(item)
+        groups.setdefault((item.speaker, item.group, parts.get(item.utterance_id)), []).append(item)
     plans = []
-    for session, gender, group in sorted(groups, key=lambda k: (k[0], k[1], GROUPS.index(k[2]))):
-        members = {item.utterance_id: item for item in groups[session, gender, group]}
+    for speaker, group, part in sorted(groups, key=lambda k: (k[0], k[1], PARTS.index(k[2]) if k[2] else -1)):
+        members = {item.utterance_id: item for item in groups[speaker, group, part]}
         order = [members[uid] for uid in seeded_order(members, seed, "shard-order")]
         count = math.ceil(len(order) / max_samples_per_shard)
         bounds = [round(i * len(order) / count) for i in range(count + 1)]
         for n in range(count):
-            plans.append(ShardPlan(
-                file=f"ses{session}{gender}-{group}-{n:04d}.tar", session=session, gender=gender, group=group,
-                items=tuple(order[bounds[n]:bounds[n + 1]]),
-            ))
+            plans.append(ShardPlan(file=shard_name(speaker, group, part, n), speaker=speaker, group=group,
+                                   part=part, items=tuple(order[bounds[n]:bounds[n + 1]])))
     return plans
 
 
-def build_splits(plans: Sequence[ShardPlan], seed: int) -> dict:
-    """The splits.json object. The paper split must have three non-empty parts; a loso-k fold
-    that cannot be formed (session absent, or a part empty) is left out and named in "omitted"."""
-    paper = {part: [p for p in plans if p.group == f"impro-{part}"] for part in PARTS}
-    empty = [part for part in PARTS if not paper[part]]
-    if empty:
-        improvised = sum(len(p.items) for p in plans if p.group != "script")
-        raise ShardError(f"the paper split's {' and '.join(empty)} part(s) would be empty: WORK has "
-                         f"{improvised} ok improvised utterance(s), at least 3 are needed")
-    splits = {"paper": {
-        "description": (f"The seed paper's protocol: improvised dialogs only, a random 60/20/20 split of "
-                        f"utterances (seed {seed}). Speakers appear in every part: not speaker independent."),
-        **{part: _part(paper[part]) for part in PARTS},
-    }}
-    omitted = {}
-    sessions = sorted({p.session for p in plans})
-    for k in range(1, 6):
-        fold = {
-            "train": [p for p in plans if p.session != k],
-            "val": [p for p in plans if p.session == k and p.gender == "F"],
-            "test": [p for p in plans if p.session == k and p.gender == "M"],
-        }
-        if k not in sessions:
-            omitted[f"loso-{k}"] = f"session {k} has no ok utterance in WORK"
-        elif not all(fold.values()):
-            empty = [part for part in PARTS if not fold[part]]
-            omitted[f"loso-{k}"] = f"its {' and '.join(empty)} part(s) would be empty"
+def build_splits(plans: Sequence[ShardPlan], splits: Sequence[SplitSpec], classes: Sequence[str],
+                 seed: int) -> dict:
+    """The splits.json object. A split with an empty part is left out and named in "omitted"."""
+    formed, omitted = {}, {}
+    for split in splits:
+        if isinstance(split, RandomSplit):
+            chosen = {part: [p for p in plans if p.part == part] for part in PARTS}
         else:
-            others = ", ".join(str(s) for s in sessions if s != k)
-            splits[f"loso-{k}"] = {
-                "description": (f"Session {k} held out: validate on ses{k}F, test on ses{k}M (all their dialogs); "
-                                f"train on sessions {others} (improvised and scripted). Speaker independent."),
-                **{part: _part(fold[part]) for part in PARTS},
-            }
-    return {"format_version": FORMAT_VERSION, "seed": seed, "splits": splits, "omitted": omitted}
+            chosen = {part: [p for p in plans if p.speaker in getattr(split, part)
+                             and (split.groups is None or p.group in split.groups)] for part in PARTS}
+        empty = [part for part in PARTS if not chosen[part]]
+        if empty:
+            reason = f"its {' and '.join(empty)} part(s) would be empty"
+            if isinstance(split, SpeakerSplit):
+                absent = sorted(set().union(*(getattr(split, part) for part in empty)))
+                reason += f": no ok utterance of {', '.join(absent)} in WORK"
+            else:
+                drawn = sum(len(p.items) for p in plans if p.part is not None)
+                reason += f": WORK has {drawn} ok utterance(s) of group(s) {', '.join(sorted(split.groups))}"
+            omitted[split.name] = reason
+            continue
+        formed[split.name] = {"description": split.description,
+                              **{part: _part(chosen[part], classes) for part in PARTS}}
+    return {"format_version": FORMAT_VERSION, "seed": seed,
+            "classes": {"emotion": list(classes), "gender": list(GENDERS)},
+            "splits": formed, "omitted": omitted}
 
 
-def _part(plans: Sequence[ShardPlan]) -> dict:
-    counts = {emotion: {gender: 0 for gender in GENDERS} for emotion in EMOTIONS}
+def _part(plans: Sequence[ShardPlan], classes: Sequence[str]) -> dict:
+    counts = {emotion: {gender: 0 for gender in GENDERS} for emotion in classes}
     for plan in plans:
         for item in plan.items:
-            counts[item.emotion][item.gender] += 1
+            if item.emotion is not None and item.gender is not None:
+                counts[item.emotion][item.gender] += 1
     return {"shards": [p.file for p in plans], "samples": sum(len(p.items) for p in plans), "counts": counts}
 
 
@@ -385,12 +358,14 @@ def write_tar(path: Path, members: Iterable[tuple[str, bytes]]) -> None:
 def plan_shard_set(work: Path, seed: int = 0,
                    max_samples_per_shard: int = DEFAULT_MAX_SAMPLES_PER_SHARD) -> ShardSetPlan:
     """Read and check WORK's manifest and plan every shard and split; nothing is written."""
-    items = read_manifest(work)
+    items, corpus = read_manifest(work)
     if not items:
         raise ShardError(f"{work}/manifest.parquet has no utterance with status ok: nothing to shard")
     check_media_present(items, work)
-    plans = plan_shards(items, seed, max_samples_per_shard)
-    return ShardSetPlan(work=work, shards=tuple(plans), splits=build_splits(plans, seed), samples=len(items))
+    plans = plan_shards(items, corpus["splits"], seed, max_samples_per_shard)
+    return ShardSetPlan(work=work, shards=tuple(plans), splits=build_splits(plans, corpus["splits"],
+                                                                            corpus["classes"], seed),
+                        samples=len(items), classes=corpus["classes"])
 
 
 def write_shards(plan: ShardSetPlan, out: Path, progress: Callable[[int], None] | None = None) -> ShardSet:
@@ -412,7 +387,8 @@ def write_shards(plan: ShardSetPlan, out: Path, progress: Callable[[int], None] 
                 digest = hashlib.file_digest(f, "sha256").hexdigest()
             index.append({"file": shard.file, "samples": len(shard.items), "bytes": temporary.stat().st_size,
                           "sha256": digest})
-        for name, content in (("index.json", {"format_version": FORMAT_VERSION, "shards": index}),
+        for name, content in (("index.json", {"format_version": FORMAT_VERSION, "shards": index,
+                                              "classes": plan.splits["classes"]}),
                               ("splits.json", plan.splits)):
             temporary = _temporary(out / name)
             written.append((temporary, out / name))

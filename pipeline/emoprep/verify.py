@@ -1,7 +1,8 @@
-"""Read shards of format v1 back and check them: hashes, every member of every sample, split counts.
+"""Read shards back and check them: hashes, every member of every sample, split counts.
 
 The reading functions here (`load_index`, `load_splits`, `iter_samples`, `decode_sample`) are the
-format's read side; `emoprep inspect` and the tests use them too.
+format's strict read side, on top of the codecs in `shardformat`; `emoprep inspect` and the tests
+use them too.
 """
 
 from __future__ import annotations
@@ -16,17 +17,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import shardformat
 import soundfile as sf
 from PIL import Image
-
-from emoprep.shard import (
-    EMOTIONS, FORMAT_VERSION, FRAME_SIZE, GENDERS, MAX_AUDIO_SAMPLES, MEMBERS, PARTS, SAMPLE_KEYS,
-    SAMPLE_RATE, SHARD_NAME,
-)
+from shardformat import GENDERS, PARTS, READABLE_VERSIONS, SAMPLE_KEYS, SAMPLE_RATE, SHARD_NAME
 
 
 class FormatError(Exception):
-    """A shard set, shard or sample does not follow format v1."""
+    """A shard set, shard or sample does not follow the format."""
 
 
 class SampleError(FormatError):
@@ -40,8 +38,8 @@ class SampleError(FormatError):
 class Sample:
     key: str
     meta: dict
-    audio: np.ndarray  # (n_samples,) int16
-    frames: np.ndarray  # (n_frames, 96, 96, 3) uint8
+    audio: np.ndarray | None  # (n_samples,) int16; None when the sample has no audio
+    frames: np.ndarray | None  # (n_frames, 96, 96, 3) uint8; None when it has no frames
 
 
 @dataclass(frozen=True)
@@ -71,9 +69,10 @@ def _load_json(path: Path) -> dict:
         raise FormatError(f"{path}: missing; is this a folder written by emoprep shard?") from err
     except (OSError, ValueError) as err:
         raise FormatError(f"{path}: not readable JSON ({err}); re-run emoprep shard") from err
-    if not isinstance(content, dict) or content.get("format_version") != FORMAT_VERSION:
+    if not isinstance(content, dict) or content.get("format_version") not in READABLE_VERSIONS:
         found = content.get("format_version") if isinstance(content, dict) else None
-        raise FormatError(f"{path}: format_version {found!r}; this emoprep reads version {FORMAT_VERSION}")
+        raise FormatError(f"{path}: format_version {found!r}; this emoprep reads versions "
+                          f"{', '.join(map(str, READABLE_VERSIONS))}")
     return content
 
 
@@ -87,15 +86,20 @@ def load_index(root: Path) -> list[dict]:
     return entries
 
 
-def load_splits(root: Path) -> dict[str, dict]:
-    """splits.json's splits: name -> {description, train, val, test}."""
-    splits = _load_json(root / "splits.json").get("splits")
+def load_splits(root: Path) -> tuple[dict[str, dict], tuple[str, ...]]:
+    """splits.json's splits (name -> {description, train, val, test}) and the set's emotion classes."""
+    content = _load_json(root / "splits.json")
+    splits = content.get("splits")
     if not isinstance(splits, dict) or not all(
         isinstance(s, dict) and all(isinstance(s.get(p), dict) and isinstance(s[p].get("shards"), list) for p in PARTS)
         for s in splits.values()
     ):
         raise FormatError(f"{root / 'splits.json'}: every split needs train, val and test parts with a shard list")
-    return splits
+    try:
+        emotions = shardformat.parse_splits(json.dumps(content)).emotions
+    except ValueError as err:
+        raise FormatError(f"{root / 'splits.json'}: {err}") from err
+    return splits, emotions
 
 
 def iter_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
@@ -125,32 +129,24 @@ def iter_samples(path: Path) -> Iterator[tuple[str, dict[str, bytes]]]:
         yield key, members
 
 
-def decode_sample(key: str, members: dict[str, bytes]) -> Sample:
-    """Decode and check every member of one sample against format v1."""
-    if tuple(members) != MEMBERS:
-        raise SampleError(key, f"members {', '.join(members)}; the format has {', '.join(MEMBERS)} in that order")
+def decode_sample(key: str, members: dict[str, bytes], emotions: tuple[str, ...]) -> Sample:
+    """Decode and check every member of one sample against the format (its own version's keys)."""
     try:
-        meta = json.loads(members["json"].decode("utf-8"))
-    except ValueError as err:
-        raise SampleError(key, f"json member is not UTF-8 JSON ({err})") from err
-    if not isinstance(meta, dict):
-        raise SampleError(key, "json member is not an object")
-    missing = [k for k in SAMPLE_KEYS if k not in meta]
+        meta = shardformat.decode_meta(members.get("json", b"null"), emotions)
+    except (ValueError, UnicodeDecodeError) as err:
+        raise SampleError(key, f"json member: {err}") from err
+    missing = [k for k in SAMPLE_KEYS[meta.version] if k not in meta.fields]
     if missing:
         raise SampleError(key, f"json lacks {', '.join(missing)}")
-    if meta["format_version"] != FORMAT_VERSION:
-        raise SampleError(key, f"format_version {meta['format_version']!r}; this emoprep reads {FORMAT_VERSION}")
-    if meta["utterance_id"] != key:
-        raise SampleError(key, f"json utterance_id {meta['utterance_id']!r} differs from the key")
-    if meta["emotion"] not in EMOTIONS or meta["gender"] not in GENDERS:
-        raise SampleError(key, f"emotion {meta['emotion']!r} / gender {meta['gender']!r} outside the format's classes")
-    n_samples, n_frames = meta["n_samples"], meta["n_frames"]
-    if not isinstance(n_samples, int) or not 1 <= n_samples <= MAX_AUDIO_SAMPLES:
-        raise SampleError(key, f"n_samples {n_samples!r} outside 1..{MAX_AUDIO_SAMPLES}")
-    if not isinstance(n_frames, int) or n_frames < 1:
-        raise SampleError(key, f"n_frames {n_frames!r} is not a positive integer")
-    return Sample(key, meta, decode_audio(key, members["flac"], n_samples),
-                  decode_frames(key, members["frames.jpg"], n_frames))
+    if meta.fields["utterance_id"] != key:
+        raise SampleError(key, f"json utterance_id {meta.fields['utterance_id']!r} differs from the key")
+    expected = shardformat.sample_members(meta)
+    if tuple(members) != expected:
+        raise SampleError(key, f"members {', '.join(members)}; with n_samples {meta.n_samples} and n_frames "
+                               f"{meta.n_frames} the format has {', '.join(expected)} in that order")
+    return Sample(key, dict(meta.fields),
+                  decode_audio(key, members["flac"], meta.n_samples) if meta.has_audio else None,
+                  decode_frames(key, members["frames.jpg"], meta.n_frames) if meta.has_frames else None)
 
 
 def decode_audio(key: str, data: bytes, n_samples: int) -> np.ndarray:
@@ -168,17 +164,14 @@ def decode_audio(key: str, data: bytes, n_samples: int) -> np.ndarray:
 
 
 def decode_frames(key: str, data: bytes, n_frames: int) -> np.ndarray:
+    """The stacked JPEG, which must also be RGB (the readers' codec converts; the writer never needs to)."""
     try:
         with Image.open(io.BytesIO(data)) as image:
             if image.format != "JPEG" or image.mode != "RGB":
                 raise SampleError(key, f"frames.jpg is {image.format} {image.mode}; the format is an RGB JPEG")
-            pixels = np.asarray(image)
+        return shardformat.decode_frames(data, n_frames)
     except (OSError, ValueError, Image.DecompressionBombError) as err:
         raise SampleError(key, f"frames.jpg does not decode ({err})") from err
-    if pixels.shape != (FRAME_SIZE * n_frames, FRAME_SIZE, 3):
-        raise SampleError(key, f"frames.jpg is {pixels.shape[1]}x{pixels.shape[0]}, "
-                               f"expected 96x{FRAME_SIZE * n_frames} for {n_frames} frames")
-    return pixels.reshape(n_frames, FRAME_SIZE, FRAME_SIZE, 3)
 
 
 def verify_shards(root: Path, progress: Callable[[int], None] | None = None) -> Report:
@@ -190,7 +183,7 @@ def verify_shards(root: Path, progress: Callable[[int], None] | None = None) -> 
     problems: list[Problem] = []
     try:
         index = load_index(root)
-        splits = load_splits(root)
+        splits, emotions = load_splits(root)
     except FormatError as err:
         return Report(0, 0, 0, 0.0, (Problem("index.json/splits.json", None, str(err)),))
 
@@ -209,7 +202,7 @@ def verify_shards(root: Path, progress: Callable[[int], None] | None = None) -> 
                 for key, members in iter_samples(root / name):
                     count += 1
                     try:
-                        sample = decode_sample(key, members)
+                        sample = decode_sample(key, members, emotions)
                     except SampleError as err:
                         problems.append(Problem(name, key, err.reason))
                         continue
@@ -232,7 +225,7 @@ def verify_shards(root: Path, progress: Callable[[int], None] | None = None) -> 
     for path in sorted(root.iterdir()):
         if SHARD_NAME.match(path.name) and path.name not in listed:
             problems.append(Problem(path.name, None, "a shard file that index.json does not list"))
-    problems.extend(_check_splits(splits, tallies, damaged))
+    problems.extend(_check_splits(splits, emotions, tallies, damaged))
     return Report(len(index), samples, total_bytes, seconds, tuple(problems))
 
 
@@ -253,7 +246,8 @@ def _check_file(root: Path, entry: dict) -> list[Problem]:
     return problems
 
 
-def _check_splits(splits: dict[str, dict], tallies: dict[str, Counter], damaged: set[str]) -> list[Problem]:
+def _check_splits(splits: dict[str, dict], emotions: tuple[str, ...], tallies: dict[str, Counter],
+                  damaged: set[str]) -> list[Problem]:
     """Every part names indexed shards, no shard in two parts of one split, and its counts match the
     samples (checked only where all the part's shards read cleanly: a damaged shard is already named)."""
     problems = []
@@ -272,7 +266,7 @@ def _check_splits(splits: dict[str, dict], tallies: dict[str, Counter], damaged:
                 continue
             counted = sum((tallies.get(name, Counter()) for name in shards), Counter())
             declared = content[part].get("counts", {})
-            found = {e: {g: counted[e, g] for g in GENDERS} for e in EMOTIONS}
+            found = {e: {g: counted[e, g] for g in GENDERS} for e in emotions}
             if declared != found or content[part].get("samples") != sum(counted.values()):
                 problems.append(Problem("splits.json", None,
                                         f"{where}: declares {content[part].get('samples')} samples {declared}, "

@@ -46,6 +46,15 @@ SHARED_EMOTIONS = ("ang", "hap", "neu", "sad")  # the default class set, shared 
 GENDERS = ("F", "M")
 PARTS = ("train", "val", "test")
 MEMBERS = ("json", "flac", "frames.jpg")  # tar member order within a sample; flac and jpg may be absent (v2)
+# The keys of `<key>.json`, by format version (shards/README.md explains each).
+SAMPLE_KEYS = {
+    1: ("format_version", "utterance_id", "session", "dialog", "improvised", "gender", "emotion",
+        "released_label", "votes", "tie_broken", "label_policy", "speaker_side", "start", "end",
+        "n_samples", "n_frames", "face_ratio", "detector"),
+    2: ("format_version", "utterance_id", "corpus", "speaker", "gender", "emotion", "corpus_label", "group",
+        "label_policy", "source", "start", "end", "region", "n_samples", "n_frames", "face_ratio", "detector",
+        "extra"),
+}
 
 # <speaker>-<group>[-<part>]-<NNNN>.tar: speaker [A-Za-z0-9]+, group [a-z0-9]+ (shards/README.md)
 SHARD_NAME = re.compile(r"^[A-Za-z0-9]+-[a-z0-9]+(-(train|val|test))?-\d{4}\.tar$")
@@ -206,6 +215,11 @@ def _emotions_of(doc: dict, version: int) -> tuple[str, ...]:
     if not isinstance(emotions, list) or not emotions or not all(isinstance(e, str) for e in emotions):
         raise ValueError("classes.emotion is not a non-empty list of class names")
     return tuple(emotions)
+
+
+def sample_members(meta: SampleMeta) -> tuple[str, ...]:
+    """The members a sample must have, in tar order: json, then flac and frames.jpg when it has them."""
+    return ("json",) + (("flac",) if meta.has_audio else ()) + (("frames.jpg",) if meta.has_frames else ())
 
 
 def parse_splits(text: str) -> SplitsDoc:

@@ -26,7 +26,7 @@ def inspect(*args: str):
 
 
 def test_counts_table_has_a_row_per_split_part_with_the_declared_numbers(shards):
-    splits = load_splits(shards)
+    splits, _ = load_splits(shards)
     lines = counts_table(shards).splitlines()
     assert lines[0].split() == ["split", "part", "shards", "samples", "ang", "F/M", "hap", "F/M", "neu", "F/M",
                                 "sad", "F/M", "F", "M"]
@@ -42,14 +42,14 @@ def test_counts_table_has_a_row_per_split_part_with_the_declared_numbers(shards)
 
 def test_pick_spreads_over_the_sorted_pool():
     found = [Candidate(f"Ses0{s}F_impro01_F{i:03d}", "x.tar", "ang", "F") for s in (1, 2, 3) for i in range(10)]
-    chosen = pick(found, per_class=3)
+    chosen = pick(found, per_class=3, emotions=("ang", "hap", "neu", "sad"))
     assert [c.key for c in chosen["ang"]] == ["Ses01F_impro01_F000", "Ses02F_impro01_F004", "Ses03F_impro01_F009"]
     assert chosen["sad"] == []
 
 
 def test_candidates_read_every_sample_of_the_selected_split(shards):
     paper = select_shards(shards, "paper")
-    assert len(candidates(shards, paper)) == sum(load_splits(shards)["paper"][p]["samples"] for p in ("train", "val", "test"))
+    assert len(candidates(shards, paper)) == sum(load_splits(shards)[0]["paper"][p]["samples"] for p in ("train", "val", "test"))
 
 
 def test_command_prints_counts_and_writes_a_readable_sheet(shards, tmp_path):

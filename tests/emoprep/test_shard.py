@@ -15,9 +15,10 @@ import soundfile as sf
 from click.testing import CliRunner
 
 from emoprep.cli import main
-from emoprep.shard import (
-    MEMBERS, SAMPLE_KEYS, SHARD_NAME, encode_frames, paper_parts, plan_shard_set, seeded_order, write_shards,
-)
+from shardformat import MEMBERS, SAMPLE_KEYS, SHARD_NAME, SHARED_EMOTIONS, encode_frames
+
+from emoprep.corpus.base import RandomSplit
+from emoprep.shard import plan_shard_set, random_parts, seeded_order, write_shards
 from emoprep.verify import decode_sample, decode_frames, iter_samples, load_index, load_splits
 from tests.emoprep.work_factory import FakeUtterance, default_utterances, face_frames, make_shards, make_work
 
@@ -56,18 +57,19 @@ def test_every_ok_sample_round_trips_audio_exactly_and_frames_above_38_db(work, 
     seen = set()
     for entry in load_index(shards):
         for key, members in iter_samples(shards / entry["file"]):
-            sample = decode_sample(key, members)
+            sample = decode_sample(key, members, SHARED_EMOTIONS)
             row = rows[key]
             assert members["flac"] == (work / row["audio_path"]).read_bytes()
             expected_audio, _ = sf.read(work / row["audio_path"], dtype="int16")
             np.testing.assert_array_equal(sample.audio, expected_audio)
             assert psnr(sample.frames, np.load(work / row["frames_path"])) > 38
-            for column in ("session", "dialog", "improvised", "gender", "emotion", "released_label", "tie_broken",
-                           "label_policy", "speaker_side", "start", "end", "n_samples", "n_frames", "face_ratio",
-                           "detector"):
+            for column in ("corpus", "speaker", "gender", "emotion", "corpus_label", "group", "label_policy",
+                           "start", "region", "n_samples", "n_frames", "face_ratio", "detector"):
                 assert sample.meta[column] == row[column], (key, column)
-            assert sample.meta["votes"] == json.loads(row["votes"])
-            assert sample.meta["format_version"] == 1 and sorted(sample.meta) == sorted(SAMPLE_KEYS)
+            assert sample.meta["extra"] == json.loads(row["extra"])
+            assert sample.meta["source"] == row["video_file"].removeprefix("/corpus/")
+            assert sample.meta["end"] == pytest.approx(row["start"] + row["n_samples"] / 16_000)
+            assert sample.meta["format_version"] == 2 and sorted(sample.meta) == sorted(SAMPLE_KEYS[2])
             seen.add(key)
     assert seen == set(rows)  # every ok utterance once; the failed one is not there
     assert "Ses02F_impro01_F099" not in seen
@@ -115,10 +117,11 @@ def test_encode_frames_refuses_wrong_shapes():
 def test_splits_are_disjoint_speaker_independent_and_complete(work, shards):
     rows = [row for row in manifest(work) if row["status"] == "ok"]
     all_ids = {row["utterance_id"] for row in rows}
-    improvised = {row["utterance_id"] for row in rows if row["improvised"]}
+    improvised = {row["utterance_id"] for row in rows if row["group"] == "impro"}
     by_id = {row["utterance_id"]: row for row in rows}
-    speaker = {uid: f"ses{row['session']}{row['gender']}" for uid, row in by_id.items()}
-    splits = load_splits(shards)
+    speaker = {uid: row["speaker"] for uid, row in by_id.items()}
+    splits, classes = load_splits(shards)
+    assert classes == SHARED_EMOTIONS
     assert list(splits) == ["paper", "loso-1", "loso-2", "loso-3"]
     for name, split in splits.items():
         parts = {part: keys_of(shards, split[part]["shards"]) for part in ("train", "val", "test")}
@@ -140,13 +143,16 @@ def test_splits_are_disjoint_speaker_independent_and_complete(work, shards):
 
 def test_absent_sessions_are_named_in_omitted(shards):
     omitted = json.loads((shards / "splits.json").read_text())["omitted"]
-    assert omitted == {"loso-4": "session 4 has no ok utterance in WORK",
-                       "loso-5": "session 5 has no ok utterance in WORK"}
+    assert omitted == {
+        "loso-4": "its val and test part(s) would be empty: no ok utterance of ses4F, ses4M in WORK",
+        "loso-5": "its val and test part(s) would be empty: no ok utterance of ses5F, ses5M in WORK",
+    }
 
 
 def test_paper_parts_are_exactly_60_20_20_after_rounding():
+    paper = RandomSplit("paper", "", frozenset({"impro"}))
     for n in range(3, 60):
-        sizes = Counter(paper_parts([f"Ses01F_impro01_F{i:03d}" for i in range(n)], seed=0).values())
+        sizes = Counter(random_parts([f"Ses01F_impro01_F{i:03d}" for i in range(n)], paper, seed=0).values())
         fifth = int(np.floor(0.2 * n + 0.5))
         assert (sizes["train"], sizes["val"], sizes["test"]) == (n - 2 * fifth, fifth, fifth)
 
@@ -163,7 +169,7 @@ def test_shards_are_cut_near_equal_and_mixed_not_id_sorted(work):
     plan = plan_shard_set(work, seed=0, max_samples_per_shard=2)
     sizes: dict[tuple, list[int]] = {}
     for shard in plan.shards:
-        sizes.setdefault((shard.session, shard.gender, shard.group), []).append(len(shard.items))
+        sizes.setdefault((shard.speaker, shard.group, shard.part), []).append(len(shard.items))
     assert all(max(s) <= 2 and max(s) - min(s) <= 1 for s in sizes.values())
     whole_groups = plan_shard_set(work, seed=0, max_samples_per_shard=1000).shards
     assert any([i.utterance_id for i in s.items] != sorted(i.utterance_id for i in s.items) for s in whole_groups)
@@ -182,8 +188,8 @@ def test_same_work_and_seed_give_identical_bytes(work, shards, tmp_path):
 def test_another_seed_draws_another_paper_split(work, shards, tmp_path):
     other = make_shards(work, tmp_path / "seed1", seed=1)
     for part in ("train", "test"):
-        assert set(keys_of(shards, load_splits(shards)["paper"][part]["shards"])) != \
-               set(keys_of(other, load_splits(other)["paper"][part]["shards"]))
+        assert set(keys_of(shards, load_splits(shards)[0]["paper"][part]["shards"])) != \
+               set(keys_of(other, load_splits(other)[0]["paper"][part]["shards"]))
     assert json.loads((other / "splits.json").read_text())["seed"] == 1
 
 
@@ -208,7 +214,7 @@ def test_command_writes_shards_and_reports(work, tmp_path):
     assert result.exit_code == 0, result.output
     assert "36 samples in" in result.output
     assert "splits: paper, loso-1, loso-2, loso-3" in result.output
-    assert "omitted loso-4: session 4 has no ok utterance in WORK" in result.output
+    assert "omitted loso-4: its val and test part(s) would be empty: no ok utterance of ses4F, ses4M" in result.output
 
 
 def test_work_without_manifest_is_a_usage_error(tmp_path):
@@ -229,7 +235,7 @@ def assert_untouched(out: Path, before: dict[str, bytes]) -> None:
 
 def test_missing_media_fails_before_writing_and_keeps_the_old_set(work, tmp_path):
     bad = copy_work(work, tmp_path)
-    (bad / "frames" / "Ses03M_script01_1" / "Ses03M_script01_1_M005.npy").unlink()
+    (bad / "frames" / "ses3M" / "Ses03M_script01_1_M005.npy").unlink()
     out = make_shards(work, tmp_path / "out")
     before = {p.name: p.read_bytes() for p in out.iterdir()}
     result = run("shard", "--work", str(bad), "--out", str(out))
@@ -241,7 +247,7 @@ def test_missing_media_fails_before_writing_and_keeps_the_old_set(work, tmp_path
 def test_bad_media_met_mid_write_leaves_nothing_partial(work, tmp_path):
     bad = copy_work(work, tmp_path)
     # the last speaker's audio at the wrong rate: found only after other shards were written
-    audio = bad / "audio" / "Ses03M_script01_1" / "Ses03M_script01_1_M005.flac"
+    audio = bad / "audio" / "ses3M" / "Ses03M_script01_1_M005.flac"
     data, _ = sf.read(audio, dtype="int16")
     sf.write(audio, data, 44_100, subtype="PCM_16", format="FLAC")
     result = run("shard", "--work", str(bad), "--out", str(tmp_path / "new"))
@@ -261,7 +267,7 @@ def test_bad_media_met_mid_write_leaves_nothing_partial(work, tmp_path):
 ])
 def test_bad_frames_are_named(work, tmp_path, frames, reason):
     bad = copy_work(work, tmp_path)
-    np.save(bad / "frames" / "Ses01F_impro01" / "Ses01F_impro01_F000.npy", frames)
+    np.save(bad / "frames" / "ses1F" / "Ses01F_impro01_F000.npy", frames)
     result = run("shard", "--work", str(bad), "--out", str(tmp_path / "out"))
     assert result.exit_code == 1
     assert "Ses01F_impro01_F000" in result.output and reason in result.output
@@ -275,24 +281,25 @@ def test_no_ok_utterance_is_an_error(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
-def test_an_empty_paper_part_is_an_error(tmp_path):
+def test_a_split_with_an_empty_part_is_omitted_with_its_reason(tmp_path):
     utterances = [u for u in default_utterances(sessions=(1,)) if "script" in u.utterance_id]
     utterances += [FakeUtterance("Ses01F_impro01_F000", "ang", 4, 2000), FakeUtterance("Ses01F_impro01_M001", "sad", 4, 2000)]
     work = make_work(tmp_path / "work", utterances)
     result = run("shard", "--work", str(work), "--out", str(tmp_path / "out"))
-    assert result.exit_code == 1
-    assert "paper split's val and test part(s) would be empty" in result.output
-    assert "2 ok improvised utterance(s)" in result.output
-    assert not (tmp_path / "out").exists()
+    assert result.exit_code == 0, result.output
+    assert ("omitted paper: its val and test part(s) would be empty: WORK has 2 ok utterance(s) of group(s) impro"
+            in result.output)
+    assert "paper" not in json.loads((tmp_path / "out" / "splits.json").read_text())["splits"]
 
 
 def test_manifest_rows_with_bad_values_are_named(work, tmp_path):
     import pyarrow as pa
 
     bad = copy_work(work, tmp_path)
-    rows = manifest(bad)
+    table = pq.read_table(bad / "manifest.parquet")
+    rows = table.to_pylist()
     rows[3]["emotion"] = "fru"
-    pq.write_table(pa.Table.from_pylist(rows), bad / "manifest.parquet")
+    pq.write_table(pa.Table.from_pylist(rows, schema=table.schema), bad / "manifest.parquet")
     result = run("shard", "--work", str(bad), "--out", str(tmp_path / "out"))
     assert result.exit_code == 1
     assert rows[3]["utterance_id"] in result.output and "'fru'" in result.output

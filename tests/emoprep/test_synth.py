@@ -385,7 +385,7 @@ def test_haar_finds_both_faces_on_most_frames(synth_corpus):
 
 def test_the_project_reader_agrees(synth_corpus, synth_plan):
     from emoprep.corpus.iemocap import read_corpus
-    from emoprep.labels import LabelPolicy, assign_labels
+    from emoprep.corpus.iemocap import LabelPolicy, assign_labels
 
     corpus = read_corpus(synth_corpus)
     assert corpus.problems == ()
@@ -449,9 +449,9 @@ def test_refuses_to_write_into_a_corpus_it_did_not_make(tmp_path):
 
 
 def test_an_encoder_failure_names_the_dialog_and_leaves_it_to_redo(tmp_path, monkeypatch):
-    import emoprep.synth.render as render
+    import emoprep.synth.output as output
 
-    monkeypatch.setattr(render, "ffmpeg_exe", lambda: "false")  # exits 1 at once, reading nothing
+    monkeypatch.setattr(output, "ffmpeg_exe", lambda: "false")  # exits 1 at once, reading nothing
     with pytest.raises(SynthError, match=r"Ses01F_impro01: ffmpeg could not encode Ses01F_impro01\.avi"):
         generate_corpus(tmp_path, **TINY, workers=1)
     root = corpus_root(tmp_path)

@@ -7,13 +7,10 @@ quality measurements, and centred so a contact sheet looks like what extract pro
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 import soundfile as sf
 from PIL import Image
 
@@ -83,48 +80,48 @@ def default_utterances(sessions: tuple[int, ...] = (1, 2, 3), per_dialog: int = 
 
 
 def make_work(root: Path, utterances: list[FakeUtterance] | None = None) -> Path:
-    """Write WORK/manifest.parquet, WORK/audio/<dialog>/<utt>.flac and WORK/frames/<dialog>/<utt>.npy."""
+    """Write WORK/manifest.parquet (with extract's own writer), WORK/audio/<speaker>/<utt>.flac and
+    WORK/frames/<speaker>/<utt>.npy, for IEMOCAP-style ids."""
+    from emoprep.corpus import iemocap
+    from emoprep.corpus.base import ClipRecord, CorpusClips
+    from emoprep.extract import Record, work_paths, write_manifest
+
     utterances = default_utterances() if utterances is None else utterances
     root.mkdir(parents=True, exist_ok=True)
-    rows = []
+    clips, records = [], {}
     for seed, utt in enumerate(sorted(utterances, key=lambda u: u.utterance_id)):
-        dialog, _, speaker = utt.utterance_id.rpartition("_")
-        session = int(dialog[3:5])
-        gender = speaker[0]
+        dialog, _, speaker_code = utt.utterance_id.rpartition("_")
+        session, gender = int(dialog[3:5]), speaker_code[0]
+        speaker = iemocap.speaker_of(session, gender)
+        side = "left" if gender == dialog[5] else "right"
         ok = utt.status == "ok"
-        audio_path = f"audio/{dialog}/{utt.utterance_id}.flac"
-        frames_path = f"frames/{dialog}/{utt.utterance_id}.npy"
+        paths = work_paths(utt.utterance_id, speaker)
         if ok:
-            (root / audio_path).parent.mkdir(parents=True, exist_ok=True)
-            (root / frames_path).parent.mkdir(parents=True, exist_ok=True)
-            sf.write(root / audio_path, waveform(utt.n_samples, seed), 16_000, subtype="PCM_16", format="FLAC")
-            np.save(root / frames_path, face_frames(utt.n_frames, seed, mirror=gender == "M"))
-        rows.append({
-            "utterance_id": utt.utterance_id,
-            "session": session,
-            "dialog": dialog,
-            "improvised": "_impro" in dialog,
-            "gender": gender,
-            "start": round(1.5 * seed, 4),
-            "end": round(1.5 * seed + utt.n_samples / 16_000, 4),
-            "released_label": utt.emotion,
-            "emotion": utt.emotion,
-            "votes": json.dumps({utt.emotion: 2, "fru": 1}),
-            "tie_broken": False,
-            "speaker_side": "left" if gender == dialog[5] else "right",
-            "label_policy": "paper",
-            "status": utt.status,
-            "error": None if ok else "video ended before the utterance",
-            "warning": None,
-            "audio_path": audio_path if ok else None,
-            "frames_path": frames_path if ok else None,
-            "n_samples": utt.n_samples if ok else 0,
-            "n_frames": utt.n_frames if ok else 0,
-            "face_ratio": 0.9 if ok else 0.0,
-            "detector": "haar",
-            "seconds": 0.25,
-        })
-    pq.write_table(pa.Table.from_pylist(rows), root / "manifest.parquet")
+            (root / paths["audio"]).parent.mkdir(parents=True, exist_ok=True)
+            (root / paths["frames"]).parent.mkdir(parents=True, exist_ok=True)
+            sf.write(root / paths["audio"], waveform(utt.n_samples, seed), 16_000, subtype="PCM_16", format="FLAC")
+            np.save(root / paths["frames"], face_frames(utt.n_frames, seed, mirror=gender == "M"))
+        start = round(1.5 * seed, 4)
+        clips.append(ClipRecord(
+            clip_id=utt.utterance_id, corpus="iemocap", speaker=speaker, gender=gender, emotion=utt.emotion,
+            corpus_label=utt.emotion, group="impro" if "_impro" in dialog else "script",
+            audio_path=f"/corpus/{utt.utterance_id}.wav", audio_window=None,
+            video_path=f"/corpus/{dialog}.avi", start=start, end=round(start + utt.n_samples / 16_000, 4),
+            region=side, crop="paper",
+            extra={"session": session, "dialog": dialog, "improvised": "_impro" in dialog,
+                   "released_label": utt.emotion, "votes": {utt.emotion: 2, "fru": 1}, "tie_broken": False,
+                   "speaker_side": side},
+        ))
+        records[utt.utterance_id] = Record(
+            utt.utterance_id, utt.status, None if ok else "video ended: before the utterance", None,
+            paths["audio"] if ok else None, paths["frames"] if ok else None,
+            utt.n_samples if ok else None, utt.n_frames if ok else None, 0.9 if ok else None, "haar", 0.25,
+        )
+    sessions = sorted({int(u.utterance_id[3:5]) for u in utterances})
+    corpus = CorpusClips(corpus="iemocap", root="/corpus", clips=tuple(clips), problems=(),
+                         classes=EMOTIONS, label_policy={"name": "paper", "seed": 0},
+                         splits=iemocap.splits(sessions, seed=0))
+    write_manifest(root, corpus, clips, records)
     return root
 
 

@@ -26,6 +26,7 @@ from emotrain.checkpoint import config_differences, write_atomic
 from emotrain.data import FRAME_DECODING, MODALITIES
 from emotrain.metrics import SELECTABLE
 from emotrain.model import ModelConfig
+from shardformat import SHARED_EMOTIONS
 
 RUN_FORMAT = "emotrain-run-1"
 MODEL_NAMES = ("paper", "small")
@@ -63,10 +64,12 @@ class TrainConfig:
     select: str = "unweighted_nll"
     shuffle_buffer: int = 1000
     strict: bool = False
+    emotions: tuple[str, ...] = SHARED_EMOTIONS  # the shards' classes: fit sets them from splits.json
     decode_frames: str = "loader"  # where the stacked JPEGs are decoded: FRAME_DECODING
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "static_weights", tuple(float(w) for w in self.static_weights))
+        object.__setattr__(self, "emotions", tuple(self.emotions))
         # One source was a plain string before sources could be mixed (and still is in old config.json).
         shards = (self.shards,) if isinstance(self.shards, str) else tuple(str(s) for s in self.shards)
         object.__setattr__(self, "shards", shards)
@@ -94,12 +97,13 @@ class TrainConfig:
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(name=self.model, modality=self.modality, audio_conv=self.audio_conv,
-                           visual_weights=self.visual_weights)
+                           visual_weights=self.visual_weights, emotions=self.emotions)
 
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["static_weights"] = list(self.static_weights)
         d["shards"] = list(self.shards)
+        d["emotions"] = list(self.emotions)
         return d
 
     @classmethod

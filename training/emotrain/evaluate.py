@@ -25,9 +25,9 @@ from torch import Tensor, nn
 
 from emotrain.checkpoint import CheckpointError, load_checkpoint, write_atomic
 from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config
-from emotrain.data import Batch, eval_loader, read_part
+from emotrain.data import Batch, ShardsError, eval_loader, read_part
 from emotrain.metrics import MetricSums, plot_confusion
-from emotrain.model import EMOTIONS, build_model
+from emotrain.model import build_model
 from emotrain.weighting import build_weighting
 
 
@@ -109,7 +109,7 @@ def evaluate_loader(objective: Objective, batches: Iterable[Batch], device: torc
                     on_skip: Callable[[str], None]) -> tuple[MetricSums, float]:
     """Sums over this rank's batches, reduced across ranks; and the seconds it took."""
     objective.eval()
-    sums = MetricSums(len(EMOTIONS), device)
+    sums = MetricSums(len(objective.model.config.emotions), device)
     start = time.perf_counter()
     with torch.no_grad():
         for batch in batches:
@@ -145,6 +145,10 @@ def evaluate_run(
     doc = read_run_config(run)
     cfg = TrainConfig.from_dict(doc["train"])
     data = read_part(shards or cfg.shards, split, part)
+    if data.emotions != cfg.emotions:
+        raise ShardsError(f"{shards or cfg.shards}: its classes are {', '.join(data.emotions)}, but {run} learnt "
+                          f"{', '.join(cfg.emotions)}; score it on shards made with the same class set "
+                          "(`emoprep extract --classes shared`)")
     path = checkpoint_path(run, checkpoint)
     state = load_checkpoint(path)
     check_same_run(state["config"], cfg, str(path))
@@ -158,12 +162,12 @@ def evaluate_run(
                          frames_on=cfg.decode_frames)
     sums, seconds = evaluate_loader(objective, loader, torch_device, on_skip)
     metrics = {"split": split, "part": part, "checkpoint": str(path), "epoch": state["epoch"],
-               **sums.summary(objective.weighting.weights(), seconds), "emotions": list(EMOTIONS)}
+               **sums.summary(objective.weighting.weights(), seconds), "emotions": list(cfg.emotions)}
 
     json_path = Path(out) if out else run / f"eval-{split}-{part}.json"
     json_path.parent.mkdir(parents=True, exist_ok=True)
     write_atomic(json_path, json.dumps(metrics, indent=2) + "\n")
     png_path = json_path.with_name(f"{json_path.stem}-confusion.png")
-    plot_confusion(metrics["confusion"], EMOTIONS, png_path,
+    plot_confusion(metrics["confusion"], cfg.emotions, png_path,
                    f"{split} {part}: UA {metrics['emotion_ua']:.1%}, WA {metrics['emotion_wa']:.1%}")
     return EvalResult(metrics, json_path, png_path)

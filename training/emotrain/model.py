@@ -44,12 +44,13 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import torchvision
+from shardformat import SHARED_EMOTIONS
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from emotrain.fftconv import CONV_MODES, LongConv1d
 
-EMOTIONS = ("ang", "hap", "neu", "sad")
+EMOTIONS = SHARED_EMOTIONS  # the default class set
 GENDERS = ("F", "M")
 SAMPLE_RATE = 16000
 SAMPLES_PER_STEP = 640  # 40 ms: one video frame at 25 fps
@@ -125,8 +126,10 @@ class ModelConfig:
     visual_backbone: str | None = None  # "resnet50" | "small_cnn"
     lstm_hidden: int | None = None
     lstm_layers: int | None = None
+    emotions: tuple[str, ...] = SHARED_EMOTIONS  # the emotion head's classes, in label order (from the shards)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "emotions", tuple(self.emotions))  # JSON gives a list
         if self.name not in PRESETS:
             raise ValueError(f"model name must be one of {MODEL_NAMES}, got {self.name!r}")
         for key, value in PRESETS[self.name].items():
@@ -149,6 +152,8 @@ class ModelConfig:
             value = getattr(self, key)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"model config: {key} must be a positive integer, got {value!r}")
+        if len(self.emotions) < 2 or not all(isinstance(e, str) and e for e in self.emotions):
+            raise ValueError(f"model config: emotions must be two or more class names, got {self.emotions!r}")
         if self.audio_channels % self.audio_channel_pool:
             raise ValueError(
                 f"model config: audio_channel_pool ({self.audio_channel_pool}) must divide audio_channels ({self.audio_channels})"
@@ -179,7 +184,8 @@ class ModelConfig:
         return (self.audio_features if "a" in self.modality else 0) + (self.visual_features if "v" in self.modality else 0)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """JSON's view: lists, not tuples, so a saved config compares equal to a fresh one."""
+        return {**dataclasses.asdict(self), "emotions": list(self.emotions)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
@@ -295,7 +301,7 @@ class EmotionGenderNet(nn.Module):
         self.visual = VisualBranch(config) if "v" in config.modality else None
         self.lstm = nn.LSTM(config.lstm_input, config.lstm_hidden, config.lstm_layers, batch_first=True)
         self.dropout = nn.Dropout(config.dropout)
-        self.emotion_head = nn.Linear(config.lstm_hidden, len(EMOTIONS))
+        self.emotion_head = nn.Linear(config.lstm_hidden, len(config.emotions))
         self.gender_head = nn.Linear(config.lstm_hidden, len(GENDERS))
         for name, parameter in self.lstm.named_parameters():
             if name.startswith("weight"):

@@ -23,6 +23,7 @@ wrap, then the loop: train an epoch, evaluate on validation, log, checkpoint.
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import math
@@ -32,7 +33,6 @@ import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -61,14 +61,13 @@ from emotrain.evaluate import (
     score,
 )
 from emotrain.metrics import SCALAR_KEYS, MetricSums, is_better, plot_curves
-from emotrain.model import EMOTIONS
 
 
 class NonFiniteLoss(Exception):
     """The joint loss became NaN or infinite; training stopped before the update."""
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class FitResult:
     run: Path
     epochs_done: int
@@ -78,6 +77,11 @@ class FitResult:
 
 def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] = click.echo) -> FitResult:
     """Train (or continue training) the run cfg.out; see the module docstring."""
+    # --- data: the shard set's parts, and its classes (the emotion head's size) -----------------------
+    train_part = read_part(cfg.shards, cfg.split, "train")
+    val_part = read_part(cfg.shards, cfg.split, "val")
+    cfg = dataclasses.replace(cfg, emotions=train_part.emotions)
+
     # --- config and run folder: refuse before any work what would overwrite or mix runs --------------
     run = Path(cfg.out)
     checkpoint = None
@@ -100,9 +104,6 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     is_main = rank == 0
     try:
-        # --- data ---------------------------------------------------------------------------------
-        train_part = read_part(cfg.shards, cfg.split, "train")
-        val_part = read_part(cfg.shards, cfg.split, "val")
         on_error = "raise" if cfg.strict else "skip"
         pin = device.type == "cuda"
         n_batches = batches_per_rank(train_part, cfg.batch_size, world_size)
@@ -192,7 +193,7 @@ def train_epoch(step_module: torch.nn.Module, objective: Objective, optimizer: t
                 distributed: bool, on_skip: Callable[[str], None]) -> tuple[MetricSums, float]:
     """One pass over the epoch's batches; returns the sums over the batches trained on (all ranks)."""
     objective.train()
-    sums = MetricSums(len(EMOTIONS), device)
+    sums = MetricSums(len(cfg.emotions), device)
     start = time.perf_counter()
     for number, batch in enumerate(batches, 1):
         for message in batch.skipped:

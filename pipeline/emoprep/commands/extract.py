@@ -1,15 +1,15 @@
-"""`emoprep extract`: IEMOCAP -> WORK (waveforms, face crops, records, manifest.parquet)."""
+"""`emoprep extract`: a corpus -> WORK (waveforms, face crops, records, manifest.parquet)."""
 
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 
 import click
 
-from emoprep.commands.options import iemocap_option, label_options
+from emoprep.commands.options import corpus_options, label_options, read_corpus_clips
 from emoprep.extract import ExtractError, ExtractOptions, failure_limit, run_extract, summary_lines
-from emoprep.labels import LabelPolicy
 from emoprep.media.faces import DETECTORS, DEVICES, DetectorSpec
 
 
@@ -19,8 +19,18 @@ class NothingDone(click.ClickException):
     exit_code = 2
 
 
+def _part(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+    """`K/N` with 1 <= K <= N."""
+    if value is None:
+        return None
+    match = re.fullmatch(r"\s*(\d+)\s*/\s*(\d+)\s*", value)
+    if match is None or not 1 <= int(match.group(1)) <= int(match.group(2)):
+        raise click.BadParameter(f"{value!r}: give K/N with 1 <= K <= N, e.g. 3/8")
+    return int(match.group(1)), int(match.group(2))
+
+
 @click.command()
-@iemocap_option
+@corpus_options
 @click.option("--out", "work", required=True, type=click.Path(file_okay=False),
               help="The WORK folder to fill (created if needed; an earlier run's work is kept and resumed).")
 @click.option("--face-detector", type=click.Choice(DETECTORS), default="sfd", show_default=True,
@@ -38,15 +48,18 @@ class NothingDone(click.ClickException):
               help="Exit with status 1 when more utterances than this failed: a count (20) or a share (5%).")
 @click.option("--retry-failed", is_flag=True,
               help="Extract again the utterances an earlier run recorded as failed (otherwise they are final).")
-def extract(iemocap: str, work: str, face_detector: str, detector_weights: str | None, device: str, workers: int,
-            label_policy: str, merge_excited: bool, improvised_only: bool, seed: int, limit: int | None,
-            max_failures: str, retry_failed: bool) -> None:
-    """Cut every kept utterance (ang, hap, neu, sad) into a 16 kHz waveform and 96x96 face crops at 25 fps.
+@click.option("--part", callback=_part, metavar="K/N",
+              help="Only share K of N (a job array's task): N machines fill one WORK; then run once without --part.")
+def extract(corpus: str | None, root: str | None, iemocap: str | None, work: str, face_detector: str,
+            detector_weights: str | None, device: str, workers: int, label_policy: str | None, classes: str,
+            seed: int, merge_excited: bool, improvised_only: bool, settings: tuple[str, ...], limit: int | None,
+            max_failures: str, retry_failed: bool, part: tuple[int, int] | None) -> None:
+    """Cut every kept utterance of a corpus into a 16 kHz waveform and 96x96 face crops at 25 fps.
 
-    Writes WORK/audio/<dialog>/<utt>.flac, WORK/frames/<dialog>/<utt>.npy,
-    WORK/records/<dialog>/<utt>.json and WORK/manifest.parquet (one row per
+    Writes WORK/audio/<speaker>/<utt>.flac, WORK/frames/<speaker>/<utt>.npy,
+    WORK/records/<speaker>/<utt>.json and WORK/manifest.parquet (one row per
     kept utterance: labels, status, error or warning, paths, counts). Bad input
-    (a missing wav, a damaged AVI, a window past the video's end) is recorded
+    (a missing wav, a damaged video, a window past the video's end) is recorded
     and the run goes on. Run it again after an interruption: it resumes.
 
     \b
@@ -59,19 +72,23 @@ def extract(iemocap: str, work: str, face_detector: str, detector_weights: str |
       emoprep extract --iemocap /data/IEMOCAP_full_release --out work --device cuda
       emoprep extract --iemocap data/synth --out work --face-detector haar --workers 2
       emoprep extract --iemocap /data --out work --improvised-only --limit 100
+      emoprep extract --corpus crema-d --root /data/CREMA-D --out work-crema
+      emoprep extract --corpus ravdess --root /data/RAVDESS --out work-ravdess --part 3/8
     """
     try:
         failure_limit(max_failures, 0)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--max-failures") from None
+    clips = read_corpus_clips(corpus, root, iemocap, label_policy, classes, seed, merge_excited, improvised_only,
+                              settings)
     options = ExtractOptions(
-        iemocap=Path(iemocap),
+        clips=clips,
         work=Path(work),
         detector=DetectorSpec(face_detector, detector_weights, device),
-        policy=LabelPolicy(label_policy, merge_excited, improvised_only, seed),
         workers=workers,
         limit=limit,
         retry_failed=retry_failed,
+        part=part,
     )
     try:
         summary = run_extract(

@@ -1,51 +1,45 @@
-"""`emoprep labels`: IEMOCAP annotations -> labels.parquet, one row per utterance."""
+"""`emoprep labels`: a corpus's metadata -> labels.parquet, one row per utterance (no media read)."""
 
 from __future__ import annotations
 
 import click
 
-from emoprep.commands.options import iemocap_option, label_options
-from emoprep.corpus.iemocap import CorpusError, read_corpus
-from emoprep.labels import LabelPolicy, assign_labels, count_table, labels_table, write_labels
+from emoprep.commands.options import corpus_options, label_options, read_corpus_clips
+from emoprep.labels import count_table, labels_table, write_labels
 
 
 @click.command()
-@iemocap_option
+@corpus_options
 @click.option("--out", required=True, type=click.Path(dir_okay=False),
               help="The Parquet file to write (replaced atomically).")
 @label_options
-def labels(iemocap: str, out: str, label_policy: str, merge_excited: bool, improvised_only: bool,
-           seed: int) -> None:
-    """Label every utterance from the annotation files alone (no media is read).
+def labels(corpus: str | None, root: str | None, iemocap: str | None, out: str, label_policy: str | None,
+           classes: str, seed: int, merge_excited: bool, improvised_only: bool, settings: tuple[str, ...]) -> None:
+    """Label every utterance of a corpus from its metadata alone (no media is read).
 
-    Writes one row per utterance (kept or not) with its votes and emotion,
-    prints a class x gender count table, and lists bad annotation blocks on
-    stderr as `path:line: utterance: reason`; they are left out, the rest goes on.
+    Writes one row per utterance (kept or not): speaker, gender, the corpus's own
+    label and the class it maps to, where its media are; the corpus's class list,
+    label policy and splits ride along in the file's metadata. Prints a class x
+    gender count table, and lists bad metadata on stderr as `path:line: utterance:
+    reason`; they are left out, the rest goes on.
 
     \b
     Examples:
       emoprep labels --iemocap /data/IEMOCAP_full_release --out data/labels.parquet
       emoprep labels --iemocap /data --out labels.parquet --improvised-only
       emoprep labels --iemocap /data --out labels.parquet --label-policy released --merge-excited
+      emoprep labels --corpus crema-d --root /data/CREMA-D --out crema.parquet --label-policy perceived
+      emoprep labels --corpus ravdess --root /data/RAVDESS --out ravdess.parquet --classes all
     """
-    try:
-        corpus = read_corpus(iemocap)
-    except CorpusError as error:
-        raise click.BadParameter(str(error), param_hint="--iemocap") from None
-    for problem in corpus.problems:
+    clips = read_corpus_clips(corpus, root, iemocap, label_policy, classes, seed, merge_excited, improvised_only,
+                              settings)
+    for problem in clips.problems:
         click.echo(str(problem), err=True)
-    if not corpus.utterances:
-        raise click.ClickException(
-            f"{corpus.root}: no utterance could be read from Session*/dialog/EmoEvaluation/*.txt; "
-            "check that the annotation files are there"
-        )
-
-    policy = LabelPolicy(label_policy, merge_excited, improvised_only, seed)
-    labelled = assign_labels(corpus, policy)
-    path = write_labels(labels_table(labelled, policy), out)
-    kept = sum(item.emotion is not None for item in labelled)
-    click.echo(count_table(labelled))
-    click.echo(f"wrote {path}: {len(labelled)} utterances, {kept} kept "
-               f"(policy {policy.name}, merge excited: {'yes' if merge_excited else 'no'}, "
-               f"improvised only: {'yes' if improvised_only else 'no'}, seed {seed})")
-    click.echo(f"{len(corpus.problems)} problem(s)" + (" listed above on stderr" if corpus.problems else ""))
+    if not clips.clips:
+        raise click.ClickException(f"{clips.root}: no utterance could be read from the {clips.corpus} metadata; "
+                                   "check the layout against docs/corpora/")
+    path = write_labels(labels_table(clips), out)
+    click.echo(count_table(clips.clips, clips.classes))
+    policy = ", ".join(f"{key} {value}" for key, value in sorted(clips.label_policy.items()))
+    click.echo(f"wrote {path}: {len(clips.clips)} utterances of {clips.corpus}, {len(clips.kept)} kept ({policy})")
+    click.echo(f"{len(clips.problems)} problem(s)" + (" listed above on stderr" if clips.problems else ""))

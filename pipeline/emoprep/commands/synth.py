@@ -1,47 +1,110 @@
-"""`emoprep synth`: write a synthetic corpus in IEMOCAP's on-disk layout."""
+"""`emoprep synth`: write a synthetic corpus in IEMOCAP's, CREMA-D's or RAVDESS's on-disk format."""
 
 from __future__ import annotations
 
+import functools
+
 import click
+from click.core import ParameterSource
 
 from emoprep.synth import CORPUS_FOLDER, SynthError, SynthParams, generate_corpus
+from emoprep.synth.crema_d import CremaParams, generate_crema_d, plan_crema_d
+from emoprep.synth.output import TwinSummary
+from emoprep.synth.ravdess import RavdessParams, generate_ravdess, plan_ravdess
+
+# Which options each corpus takes; giving another corpus's option is an error, not silently ignored.
+OPTIONS = {
+    "iemocap": ("sessions", "dialogs_per_session", "utterances_per_dialog"),
+    "crema-d": ("actors", "sentences"),
+    "ravdess": ("actors", "statements", "repetitions", "intensities", "song"),
+}
 
 
 @click.command()
+@click.option("--corpus", type=click.Choice(tuple(OPTIONS)), default="iemocap", show_default=True,
+              help="Which corpus's format to write.")
 @click.option("--out", "out", required=True, type=click.Path(file_okay=False),
-              help="Folder to write; the corpus goes to OUT/IEMOCAP_full_release.")
-@click.option("--sessions", type=click.IntRange(1, 5), default=SynthParams.sessions, show_default=True)
+              help="Folder to write; the corpus goes to OUT/IEMOCAP_full_release, OUT/CREMA-D or OUT/RAVDESS.")
+@click.option("--sessions", type=click.IntRange(1, 5), default=SynthParams.sessions, show_default=True,
+              help="iemocap.")
 @click.option("--dialogs-per-session", type=click.IntRange(1), default=SynthParams.dialogs_per_session,
-              show_default=True, help="Alternately F and M session letters; pairs share a name as in IEMOCAP.")
+              show_default=True, help="iemocap: alternately F and M session letters; pairs share a name.")
 @click.option("--utterances-per-dialog", type=click.IntRange(4), default=SynthParams.utterances_per_dialog,
-              show_default=True)
+              show_default=True, help="iemocap.")
+@click.option("--actors", type=click.IntRange(1, 91), default=None,
+              help=f"crema-d (default {CremaParams.actors}, up to 91), ravdess (default {RavdessParams.actors}, "
+                   "up to 24): alternately male and female.")
+@click.option("--sentences", type=click.IntRange(1, 12), default=CremaParams.sentences, show_default=True,
+              help="crema-d: sentences per actor (DFA: 6 clips, IEO: 16, the others 6 each).")
+@click.option("--statements", type=click.IntRange(1, 2), default=RavdessParams.statements, show_default=True,
+              help="ravdess.")
+@click.option("--repetitions", type=click.IntRange(1, 2), default=RavdessParams.repetitions, show_default=True,
+              help="ravdess.")
+@click.option("--intensities", type=click.IntRange(1, 2), default=RavdessParams.intensities, show_default=True,
+              help="ravdess: 1 = normal only.")
+@click.option("--song/--no-song", default=RavdessParams.song, show_default=True, help="ravdess: the sung trials too.")
 @click.option("--seed", type=int, default=SynthParams.seed, show_default=True,
               help="Same seed, same files (byte for byte).")
 @click.option("--workers", type=click.IntRange(1), default=2, show_default=True,
-              help="Dialogs encoded at once (one ffmpeg thread each); the output does not depend on it.")
-def synth(out: str, sessions: int, dialogs_per_session: int, utterances_per_dialog: int, seed: int,
-          workers: int) -> None:
-    """Write a SYNTHETIC corpus in IEMOCAP's exact layout and formats.
+              help="Dialogs or clips encoded at once (one ffmpeg thread each); the output does not depend on it.")
+@click.pass_context
+def synth(ctx: click.Context, corpus: str, out: str, sessions: int, dialogs_per_session: int,
+          utterances_per_dialog: int, actors: int | None, sentences: int, statements: int, repetitions: int,
+          intensities: int, song: bool, seed: int, workers: int) -> None:
+    """Write a SYNTHETIC corpus in IEMOCAP's, CREMA-D's or RAVDESS's exact layout and formats.
 
-    Dialog AVIs (720x480, 29.97 fps, DivX), dialog and sentence WAVs (16 kHz),
-    transcriptions and EmoEvaluation files, for tests and the demo. Voices and
-    faces carry emotion and gender by construction: accuracy on this corpus
-    says nothing about real IEMOCAP. Re-running with the same options resumes
-    an interrupted run.
+    IEMOCAP: dialog AVIs (720x480, 29.97 fps, DivX), dialog and sentence WAVs
+    (16 kHz), transcriptions and EmoEvaluation files. CREMA-D: AudioWAV/ (16 kHz)
+    and VideoFlash/ (480x360 FLV1 + MP3) with its CSVs. RAVDESS: Actor_NN/
+    folders of 1280x720 H.264 + AAC 48 kHz mp4s. Voices and faces carry emotion
+    and gender by construction: accuracy on these corpora says nothing about the
+    real ones. Re-running with the same options resumes an interrupted run.
 
     \b
     Examples:
-      emoprep synth --out data/synth                       # the demo corpus, ~260 utterances
+      emoprep synth --out data/synth                       # IEMOCAP's format, ~260 utterances
       emoprep synth --out /tmp/tiny --sessions 1 --dialogs-per-session 2 --utterances-per-dialog 6
+      emoprep synth --corpus crema-d --out data/crema-d    # 6 actors x 22 clips
+      emoprep synth --corpus ravdess --out data/ravdess --actors 6 --song
       emoprep labels --iemocap data/synth --out data/labels.parquet
     """
-    total = sessions * dialogs_per_session
+    for name in ctx.params:
+        owners = [c for c, names in OPTIONS.items() if name in names]
+        given = ctx.get_parameter_source(name) not in (ParameterSource.DEFAULT, None)
+        if owners and corpus not in owners and given:
+            raise click.UsageError(f"--{name.replace('_', '-')} is for --corpus {' / '.join(owners)}, not {corpus}")
     try:
-        with click.progressbar(length=total, label="dialogs", item_show_func=lambda name: name) as bar:
-            summary = generate_corpus(out, sessions, dialogs_per_session, utterances_per_dialog, seed, workers,
-                                      progress=lambda dialog: bar.update(1, dialog.name))
+        if corpus == "iemocap":
+            _iemocap(out, sessions, dialogs_per_session, utterances_per_dialog, seed, workers)
+            return
+        if corpus == "crema-d":
+            crema_d = CremaParams(actors or CremaParams.actors, sentences, seed)
+            total = len(plan_crema_d(crema_d))
+            run = functools.partial(generate_crema_d, out, crema_d, workers)
+        else:
+            ravdess = RavdessParams(actors or RavdessParams.actors, statements, repetitions, intensities, song, seed)
+            total = len(plan_ravdess(ravdess))
+            run = functools.partial(generate_ravdess, out, ravdess, workers)
+        with click.progressbar(length=total, label="clips", item_show_func=lambda name: name) as bar:
+            summary: TwinSummary = run(lambda clip: bar.update(1, clip.name))
     except (SynthError, ValueError) as error:
         raise click.ClickException(str(error)) from error
+    labels = ", ".join(f"{label} {count}" for label, count in summary.labels)
+    click.echo(
+        f"wrote {summary.root}\n"
+        f"  clips        {summary.clips} ({summary.clips - summary.written} already complete)\n"
+        f"  intended     {labels}\n"
+        f"  audio        {summary.seconds:.1f} s\n"
+        f"  wall time    {summary.wall_seconds:.1f} s"
+    )
+
+
+def _iemocap(out: str, sessions: int, dialogs_per_session: int, utterances_per_dialog: int, seed: int,
+             workers: int) -> None:
+    total = sessions * dialogs_per_session
+    with click.progressbar(length=total, label="dialogs", item_show_func=lambda name: name) as bar:
+        summary = generate_corpus(out, sessions, dialogs_per_session, utterances_per_dialog, seed, workers,
+                                  progress=lambda dialog: bar.update(1, dialog.name))
     released = ", ".join(f"{label} {count}" for label, count in summary.released)
     click.echo(
         f"wrote {summary.out / CORPUS_FOLDER}\n"

@@ -1,21 +1,38 @@
-"""IEMOCAP on disk -> typed records. No media is opened here.
+"""The IEMOCAP recipe: annotation files -> utterances -> labelled clip records. No media is opened.
 
-See ../shared/iemocap-format.md (copied into README) for the format facts.
+Everything IEMOCAP-specific lives here: the annotation block format, the label
+policies (`paper`: the plurality of the external evaluators' votes, ties broken by
+a draw seeded per utterance id; `released`: the corpus's consensus label), the
+speaker's half of the split-screen video, and the splits (`paper`: the seed paper's
+random 60/20/20 of improvised utterances; `loso-1..5`: session k held out, its
+female speaker validation and its male speaker test). See docs/corpora/iemocap.md.
 """
 
 from __future__ import annotations
 
 import re
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from emoprep.corpus.base import (
+    SHARED_EMOTIONS,
+    ClipRecord,
+    CorpusClips,
+    CorpusError,
+    Problem,
+    RandomSplit,
+    RecipeOptions,
+    SpeakerSplit,
+    plurality,
+)
+
 # Three-letter category codes, as in the released labels.
 CATEGORIES = ("neu", "hap", "sad", "ang", "exc", "fru", "sur", "fea", "dis", "oth")
-KEPT_EMOTIONS = ("ang", "hap", "neu", "sad")
-
-
-class CorpusError(Exception):
-    """The corpus root itself is unusable (missing, no Session* folders)."""
+KEPT_EMOTIONS = SHARED_EMOTIONS
+CORPUS = "iemocap"
+POLICIES = ("paper", "released")
+SETTINGS = ("merge_excited", "improvised_only")  # RecipeOptions.settings this recipe understands
 
 
 @dataclass(frozen=True)
@@ -43,21 +60,6 @@ class Utterance:
     @property
     def duration(self) -> float:
         return self.end - self.start
-
-
-@dataclass(frozen=True)
-class Problem:
-    """A piece of bad input that was skipped: where, and why."""
-
-    path: str
-    line: int | None
-    utterance_id: str | None
-    reason: str
-
-    def __str__(self) -> str:
-        """`path:line: utterance: reason`, the form compilers use, so editors can jump to it."""
-        where = self.path if self.line is None else f"{self.path}:{self.line}"
-        return f"{where}: {self.utterance_id or '-'}: {self.reason}"
 
 
 @dataclass(frozen=True)
@@ -374,4 +376,132 @@ def read_corpus(path: str | Path) -> Corpus:
         root=root,
         utterances=tuple(sorted(utterances, key=lambda u: u.utterance_id)),
         problems=tuple(problems),
+    )
+
+
+# ---------------------------------------------------------------- labels (the policies)
+
+
+@dataclass(frozen=True)
+class LabelPolicy:
+    name: str = "paper"  # "paper" | "released"
+    merge_excited: bool = False  # exc -> hap before counting (and for the released label)
+    improvised_only: bool = False  # keep improvised dialogs only (the seed paper's protocol)
+    seed: int = 0  # seeds tie-breaking
+
+    def __post_init__(self) -> None:
+        if self.name not in POLICIES:
+            raise ValueError(f"unknown label policy {self.name!r} for IEMOCAP: choose one of {', '.join(POLICIES)}")
+
+
+@dataclass(frozen=True)
+class LabelledUtterance:
+    utterance: Utterance
+    emotion: str | None  # ang/hap/neu/sad, or None when not kept
+    votes: tuple[tuple[str, int], ...]  # category -> external evaluators' votes (after any merge), by category
+    tie_broken: bool  # the plurality was a tie settled by the seeded draw
+
+
+def _merged(category: str, policy: LabelPolicy) -> str:
+    return "hap" if policy.merge_excited and category == "exc" else category
+
+
+def vote_counts(utterance: Utterance, policy: LabelPolicy) -> tuple[tuple[str, int], ...]:
+    """Votes per category over the external evaluators, sorted by category.
+
+    An evaluator gives one vote to each category they list, at most once each
+    (after merging, `Happiness; Excited` is one hap vote, not two).
+    """
+    counts: Counter[str] = Counter()
+    for evaluation in utterance.external:
+        counts.update({_merged(category, policy) for category in evaluation.categories})
+    return tuple(sorted(counts.items()))
+
+
+def label_utterance(utterance: Utterance, policy: LabelPolicy) -> LabelledUtterance:
+    votes = vote_counts(utterance, policy)
+    if policy.name == "paper":
+        label, tie_broken = plurality(dict(votes), policy.seed, utterance.utterance_id)
+    else:
+        label, tie_broken = _merged(utterance.released_label, policy), False
+    emotion = label if label in KEPT_EMOTIONS else None
+    return LabelledUtterance(utterance=utterance, emotion=emotion, votes=votes, tie_broken=tie_broken)
+
+
+def assign_labels(corpus: Corpus, policy: LabelPolicy) -> list[LabelledUtterance]:
+    """Every utterance of the corpus (improvised dialogs only, if the policy says so), by utterance id."""
+    utterances = sorted(corpus.utterances, key=lambda u: u.utterance_id)
+    return [
+        label_utterance(utterance, policy)
+        for utterance in utterances
+        if utterance.improvised or not policy.improvised_only
+    ]
+
+
+# ---------------------------------------------------------------- the recipe
+
+
+def policy_from(options: RecipeOptions) -> LabelPolicy:
+    unknown = sorted(set(options.settings) - set(SETTINGS))
+    if unknown:
+        raise ValueError(f"IEMOCAP has no setting {', '.join(unknown)}: it knows {', '.join(SETTINGS)}")
+    if options.classes != "shared":
+        # IEMOCAP's other categories are too rare (fea 40, dis 2, sur 107) for a class each.
+        raise ValueError("IEMOCAP is labelled with the shared classes only (ang, hap, neu, sad): use --classes shared")
+    return LabelPolicy(options.label_policy or "paper", options.flag("merge_excited"),
+                       options.flag("improvised_only"), options.seed)
+
+
+def speaker_of(session: int, gender: str) -> str:
+    """`ses1F`: IEMOCAP has one female and one male actor per session."""
+    return f"ses{session}{gender}"
+
+
+def clip_record(item: LabelledUtterance, corpus: Corpus, policy: LabelPolicy) -> ClipRecord:
+    u = item.utterance
+    return ClipRecord(
+        clip_id=u.utterance_id, corpus=CORPUS, speaker=speaker_of(u.session, u.gender), gender=u.gender,
+        emotion=item.emotion, corpus_label=u.released_label, group="impro" if u.improvised else "script",
+        audio_path=str(corpus.sentence_wav(u)), audio_window=None,
+        video_path=str(corpus.dialog_avi(u.dialog)), start=u.start, end=u.end,
+        region=u.speaker_side, crop="paper",
+        extra={"session": u.session, "dialog": u.dialog, "improvised": u.improvised,
+               "released_label": u.released_label, "votes": dict(item.votes), "tie_broken": item.tie_broken,
+               "speaker_side": u.speaker_side},
+    )
+
+
+def splits(sessions: list[int], seed: int) -> tuple[RandomSplit | SpeakerSplit, ...]:
+    """The seed paper's random split, and one leave-one-session-out fold per session present."""
+    paper = RandomSplit(
+        "paper",
+        f"The seed paper's protocol: improvised dialogs only, a random 60/20/20 split of utterances "
+        f"(seed {seed}). Speakers appear in every part: not speaker independent.",
+        groups=frozenset({"impro"}),
+    )
+    folds = []
+    for k in range(1, 6):
+        others = [s for s in sessions if s != k]
+        folds.append(SpeakerSplit(
+            f"loso-{k}",
+            f"Session {k} held out: validate on ses{k}F, test on ses{k}M (all their dialogs); "
+            f"train on sessions {', '.join(map(str, others))} (improvised and scripted). Speaker independent.",
+            train=frozenset(speaker_of(s, g) for s in others for g in "FM"),
+            val=frozenset({speaker_of(k, "F")}), test=frozenset({speaker_of(k, "M")}),
+        ))
+    return (paper, *folds)
+
+
+def read_clips(root: Path, options: RecipeOptions = RecipeOptions()) -> CorpusClips:
+    """The recipe's entry point: every utterance as a clip record (kept or not), problems, splits."""
+    policy = policy_from(options)
+    corpus = read_corpus(root)
+    labelled = assign_labels(corpus, policy)
+    return CorpusClips(
+        corpus=CORPUS, root=str(corpus.root),
+        clips=tuple(clip_record(item, corpus, policy) for item in labelled),
+        problems=corpus.problems, classes=KEPT_EMOTIONS,
+        label_policy={"name": policy.name, "merge_excited": policy.merge_excited,
+                      "improvised_only": policy.improvised_only, "seed": policy.seed},
+        splits=splits(sorted({u.session for u in corpus.utterances}), options.seed),
     )

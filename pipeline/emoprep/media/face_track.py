@@ -23,7 +23,12 @@ _PAPER_CENTRES = {"left": (87 + 112, 128 + 112), "right": (438 - 360 + 112, 128 
 
 
 def fixed_centre(side: str, width: int, height: int) -> tuple[float, float]:
-    """The centre of the seed paper's fixed crop box in a half of `width` x `height` pixels."""
+    """The centre of the seed paper's fixed crop box in a half of `width` x `height` pixels.
+
+    A full frame (side "full": one speaker facing the camera) falls back to its centre.
+    """
+    if side == "full":
+        return width / 2, height / 2
     x, y = _PAPER_CENTRES[side]
     return x * width / _PAPER_HALF[0], y * height / _PAPER_HALF[1]
 

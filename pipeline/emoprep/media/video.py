@@ -66,10 +66,12 @@ class HalfGeometry:
 
 
 def half_geometry(info: VideoInfo, side: str) -> HalfGeometry:
-    """The left or right half of the frame, on even columns (an odd width loses its last column)."""
-    if side not in ("left", "right"):
-        raise ValueError(f"speaker side must be 'left' or 'right', not {side!r}")
-    width = info.width // 2 & ~1  # even: 4:2:0 chroma cannot be cut at an odd column
+    """The left or right half of the frame, or all of it ("full"), on even columns (an odd width loses its last).
+    """
+    if side not in ("left", "right", "full"):
+        raise ValueError(f"speaker region must be 'left', 'right' or 'full', not {side!r}")
+    # even: 4:2:0 chroma cannot be cut at an odd column
+    width = (info.width if side == "full" else info.width // 2) & ~1
     # A half smaller than 224 pixels gets the largest square that fits, still shown at 96 pixels.
     side_px = min(CROP_SIDE, width, info.height)
     scale = FACE_SIZE / side_px

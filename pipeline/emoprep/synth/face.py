@@ -43,6 +43,11 @@ def frame_count(n_samples: int) -> int:
     return -(-n_samples // per_frame)  # ceil, exact in fractions
 
 
+def head_mask() -> np.ndarray:
+    """Where the face sprite is opaque: the ellipse around the head, shape of face_rgb's output."""
+    return _photo()[1]
+
+
 @functools.cache
 def _photo() -> tuple[np.ndarray, np.ndarray]:
     """The head crop as float RGB and its elliptical mask (the face without the photo's backdrop)."""
@@ -73,7 +78,7 @@ def face_rgb(face: FaceParams | None, gender: str) -> np.ndarray:
     return np.clip(np.rint(sprite), 0, 255).astype(np.uint8)
 
 
-class _Planes:
+class Planes:
     """A 4:2:0 picture: Y at full resolution, U and V at half, views into one contiguous buffer."""
 
     def __init__(self, rgb: np.ndarray) -> None:
@@ -88,12 +93,12 @@ class _Planes:
         return self.y, self.u, self.v
 
 
-class _Sprite:
+class Sprite:
     def __init__(self, rgb: np.ndarray, mask: np.ndarray) -> None:
-        self.picture = _Planes(rgb)
+        self.picture = Planes(rgb)
         self.masks = (mask, mask[::2, ::2], mask[::2, ::2])
 
-    def paste(self, canvas: _Planes, x: int, y: int) -> None:
+    def paste(self, canvas: Planes, x: int, y: int) -> None:
         for plane, sprite, mask, scale in zip(canvas.planes(), self.picture.planes(), self.masks, (1, 2, 2)):
             height, width = sprite.shape
             region = plane[y // scale:y // scale + height, x // scale:x // scale + width]
@@ -124,14 +129,14 @@ def dialog_frames(dialog: SynthDialog) -> Iterator[memoryview]:
     """Every frame of the dialog video, in order, as I420 bytes (reused buffer: consume before the next)."""
     _, mask = _photo()
     sides = {gender: speaker_side(f"{dialog.name}_{gender}000") for gender in "FM"}
-    resting = _Planes(_background())
+    resting = Planes(_background())
     for gender, side in sides.items():
-        _Sprite(face_rgb(None, gender), mask).paste(resting, *_clamped(side, 0, 0))
-    empty = _Planes(_background())
-    canvas = _Planes(_background())
+        Sprite(face_rgb(None, gender), mask).paste(resting, *_clamped(side, 0, 0))
+    empty = Planes(_background())
+    canvas = Planes(_background())
     utterances = dialog.utterances
     starts = np.array([u.start_sample for u in utterances])
-    sprite: tuple[SynthUtterance, _Sprite] | None = None
+    sprite: tuple[SynthUtterance, Sprite] | None = None
     for index in range(frame_count(dialog.n_samples)):
         sample = int(index / FRAME_RATE * SAMPLE_RATE)
         np.copyto(canvas.buffer, resting.buffer)
@@ -139,7 +144,7 @@ def dialog_frames(dialog: SynthDialog) -> Iterator[memoryview]:
         if current >= 0 and sample < utterances[current].end_sample:
             utterance = utterances[current]
             if sprite is None or sprite[0] is not utterance:
-                sprite = (utterance, _Sprite(face_rgb(utterance.face, utterance.gender), mask))
+                sprite = (utterance, Sprite(face_rgb(utterance.face, utterance.gender), mask))
             origin = _half_origin(utterance.side)
             for plane, blank, scale in zip(canvas.planes(), empty.planes(), (1, 2, 2)):
                 columns = slice(origin // scale, (origin + HALF_WIDTH) // scale)
