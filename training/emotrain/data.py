@@ -302,17 +302,10 @@ def decode_frames_turbo(jpeg: bytes, n_frames: int) -> np.ndarray:
     return chw.numpy().transpose(1, 2, 0).reshape(n_frames, FRAME_SIZE, FRAME_SIZE, 3)
 
 
-def decode_frames_simplejpeg(jpeg: bytes, n_frames: int) -> np.ndarray:
-    """shardformat.decode_frames through simplejpeg (libjpeg-turbo's own API): the same pixels, no PIL Image."""
-    import simplejpeg
-
-    shardformat.check_frames_jpeg(jpeg, n_frames)
-    return simplejpeg.decode_jpeg(jpeg, colorspace="RGB").reshape(n_frames, FRAME_SIZE, FRAME_SIZE, 3)
-
-
-# CPU decoders of the stacked JPEG, by name (benchmarks/loader.py --decoders measures them).
+# CPU decoders of the stacked JPEG, by name. benchmarks/loader.py --decoders times them: torchvision's
+# decode is 1.13x PIL's alone but no faster in the loader (benchmarks/README.md, 2026-11-29), so PIL stays.
 FRAME_DECODERS: dict[str, Callable[[bytes, int], np.ndarray]] = {
-    "pil": shardformat.decode_frames, "torchvision": decode_frames_turbo, "simplejpeg": decode_frames_simplejpeg}
+    "pil": shardformat.decode_frames, "torchvision": decode_frames_turbo}
 FRAME_DECODER = "pil"
 
 
