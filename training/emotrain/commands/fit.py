@@ -80,8 +80,8 @@ def fit(resume: bool, **options) -> None:
       emotrain fit --shards shards --split paper --out runs/av-dynamic
       emotrain fit --shards shards --split loso-1 --out runs/a-uncert --modality a --weighting uncertainty
       emotrain fit --shards shards --split paper --out runs/av-dynamic --epochs 30 --resume
-      emotrain fit --shards http://data:8000/iemocap/ --shards s3://corpora/msp/@0.5 --split paper \
-        --out runs/mixed --device cuda --decode-frames device
+      emotrain fit --shards http://data:8000/iemocap/ --shards s3://corpora/msp/@0.5 --split paper --out runs/mix
+      emotrain fit --shards shards --split paper --out runs/gpu --device cuda --decode-frames device
       torchrun --nproc_per_node 4 -m emotrain.cli fit --shards shards --split paper --out runs/ddp
     """
     try:
