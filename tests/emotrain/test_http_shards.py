@@ -225,3 +225,9 @@ def test_a_shard_missing_on_the_server_is_named_and_not_retried(tiny, serve, tmp
         f"{server.url}{tiny.shards['val'][0]}: -: not found: {server.url}{tiny.shards['val'][0]}: HTTP 404 Not Found"]
     assert [k for b in batches for k in b.keys] == tiny.keys["val"][4:]
     assert server.tar_requests.count("/" + tiny.shards["val"][0]) == 1
+
+
+def test_bad_fetch_settings_are_named(tiny, monkeypatch):
+    monkeypatch.setenv("EMOTRAIN_FETCH_RETRIES", "-1")
+    with pytest.raises(ShardsError, match="EMOTRAIN_FETCH_RETRIES >= 0; got 30.0, -1"):
+        read_part(tiny.root, "paper", "val")

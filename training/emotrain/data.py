@@ -120,7 +120,10 @@ def read_part(sources: Sources, split: str, part: str, policy: FetchPolicy | Non
     Several sources are one part: their shards together, each drawn with its source's weight
     in training; their class lists must agree (labels are indices into them).
     """
-    policy = policy or FetchPolicy.from_env()
+    try:
+        policy = policy or FetchPolicy.from_env()
+    except ValueError as exn:
+        raise ShardsError(str(exn)) from exn
     parts = [(source, read_source_part(source, split, part, policy)) for source in as_sources(sources)]
     (first, one), rest = parts[0], parts[1:]
     for source, other in rest:
