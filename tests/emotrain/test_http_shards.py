@@ -23,7 +23,7 @@ from click.testing import CliRunner
 
 from emotrain.cli import main
 from emotrain.data import ShardsError, eval_loader, read_part
-from emotrain.sources import FetchPolicy, command_for
+from emotrain.sources import FetchPolicy, command_for, parse_source
 from tests.emotrain.shard_factory import make_shards
 
 FAST = ["--model", "small", "--workers", "0", "--device", "cpu", "--batch-size", "4"]
@@ -188,6 +188,19 @@ def test_pipe_sources_read_like_the_folder_and_a_failing_command_is_named(tiny, 
     assert keys == tiny.keys["val"]
     with pytest.raises(ShardsError, match=r"`cat /nonexistent/splits.json` exited with status 1: cat: "):
         read_part("pipe:cat /nonexistent/", "paper", "val", QUICK_FAILURE)
+
+
+@pytest.mark.parametrize("spec, location, weight, url", [
+    ("shards", "shards", 1.0, "shards/a.tar"),
+    ("file:///data/set@0.5", "file:///data/set", 0.5, "/data/set/a.tar"),
+    ("http://host:8080", "http://host:8080", 1.0, "http://host:8080/a.tar"),  # a port is not a weight
+    ("http://host:8080/x/@2", "http://host:8080/x/", 2.0, "http://host:8080/x/a.tar"),
+    ("s3://bucket/set", "s3://bucket/set", 1.0, "s3://bucket/set/a.tar"),
+    ("pipe:curl -s http://h/set/@.25", "pipe:curl -s http://h/set/", 0.25, "pipe:curl -s http://h/set/a.tar"),
+])
+def test_sources_parse_weights_and_join_names_as_strings(spec, location, weight, url):
+    source = parse_source(spec)
+    assert (source.location, source.weight, source.url_of("a.tar")) == (location, weight, url)
 
 
 def test_object_stores_map_to_their_command_line_tools():
