@@ -88,7 +88,8 @@ def load_run(run: Path, checkpoint: str = "best") -> LoadedRun:
 
 
 def evaluate_run(
-    run: Path, *, split: str, part: str = "test", checkpoint: str = "best", shards: str | None = None,
+    run: Path, *, split: str, part: str = "test", checkpoint: str = "best",
+    shards: str | tuple[str, ...] | None = None,
     out: Path | None = None, device: str = "auto", batch_size: int | None = None, workers: int = 0,
     strict: bool = False, on_skip: Callable[[str], None] = lambda message: None,
 ) -> EvalResult:
@@ -105,7 +106,8 @@ def evaluate_run(
     prepare_for_device(objective, torch_device)
 
     loader = eval_loader(data, modality=cfg.modality, batch_size=batch_size or cfg.batch_size, workers=workers,
-                         on_error="raise" if strict else "skip", pin_memory=torch_device.type == "cuda")
+                         on_error="raise" if strict else "skip", pin_memory=torch_device.type == "cuda",
+                         frames_on=cfg.decode_frames)
     sums, seconds = evaluate_loader(objective, loader, torch_device, on_skip)
     metrics = {"split": split, "part": part, "checkpoint": str(path), "epoch": state["epoch"],
                **sums.summary(objective.weighting.weights(), seconds), "emotions": list(cfg.emotions)}
