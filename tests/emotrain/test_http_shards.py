@@ -124,6 +124,14 @@ def test_fit_and_evaluate_over_http_give_what_the_folder_gives(tiny, serve, tmp_
         scores[name] = {k: v for k, v in json.loads(out.read_text()).items() if k not in TIMING_KEYS}
     assert scores["remote"] == scores["local"] and scores["remote"]["samples"] == 3
 
+    tables = {}
+    for name, shards in (("local", tiny.root), ("remote", server.url)):
+        out = tmp_path / f"predictions-{name}.csv"
+        result = emotrain("predict", "--run", remote, "--shards", shards, "--out", out, "--device", "cpu")
+        assert result.exit_code == 0, result.output
+        tables[name] = out.read_text()
+    assert tables["remote"] == tables["local"] and len(tables["local"].splitlines()) == 1 + sum(map(len, tiny.keys.values()))
+
 
 def test_a_server_that_dies_mid_epoch_is_a_clear_error_in_bounded_time(tiny, serve, tmp_path, monkeypatch):
     monkeypatch.setenv("EMOTRAIN_FETCH_TIMEOUT", "2")

@@ -97,9 +97,11 @@ def evaluate_run(
     run = Path(run)
     loaded = load_run(run, checkpoint)
     cfg, objective, state, path = loaded.cfg, loaded.objective, loaded.state, loaded.path
-    data = read_part(shards or cfg.shards, split, part)
+    sources = shards or cfg.shards
+    data = read_part(sources, split, part)
     if data.emotions != cfg.emotions:
-        raise ShardsError(f"{shards or cfg.shards}: its classes are {', '.join(data.emotions)}, but {run} learnt "
+        where = sources if isinstance(sources, str) else ", ".join(sources)
+        raise ShardsError(f"{where}: its classes are {', '.join(data.emotions)}, but {run} learnt "
                           f"{', '.join(cfg.emotions)}; score it on shards made with the same class set "
                           "(`emoprep extract --classes shared`)")
     torch_device = resolve_device(device)
