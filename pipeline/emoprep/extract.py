@@ -78,7 +78,7 @@ class Job:
 
 @dataclass(frozen=True)
 class Record:
-    """What extraction did for one utterance; WORK/records/<dialog>/<utt>.json, and its manifest columns."""
+    """What extraction did for one utterance; WORK/records/<speaker>/<utt>.json, and its manifest columns."""
 
     utterance_id: str
     status: str  # "ok" | "failed"

@@ -39,7 +39,7 @@ _TAIL_SECONDS = 0.1
 
 
 class VideoError(BadInput):
-    """A dialog video that cannot give the frames asked for."""
+    """A video that cannot give the frames asked for."""
 
 
 @dataclass(frozen=True)
