@@ -6,7 +6,7 @@ DATA ?= data
 # The small CPU twin of the paper's network, sized for 2 cores (see README, "make demo").
 DEMO_TRAIN ?= --model small --epochs 8 --lr 3e-3 --lr-step 100 --batch-size 4 --workers 1
 
-.PHONY: demo test install clean-demo
+.PHONY: demo test install clean-demo predict
 
 $(BIN)/emoprep: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -59,3 +59,16 @@ demo-corpus: install
 
 clean-demo:
 	rm -rf $(DATA)
+
+# A folder of videos -> predictions.csv and predictions-videos.csv, with a trained run (docs/prediction.md):
+#   make predict VIDEOS=~/my-videos RUN=data/runs/mm-dynamic [OUT=predictions.csv] [PREDICT_OPTIONS=--timeline]
+# extract and shard work in a temporary folder, removed afterwards; the exit status is emotrain predict's
+# (0 all windows predicted, 3 some failed, 1 none), or extract's when it fails outright.
+OUT ?= predictions.csv
+EXTRACT_OPTIONS ?= --face-detector haar
+predict: install
+	@test -n "$(VIDEOS)" -a -n "$(RUN)" || { echo "usage: make predict VIDEOS=folder RUN=run-folder [OUT=predictions.csv]" >&2; exit 2; }
+	@work=$$(mktemp -d) && trap 'rm -rf "$$work"' EXIT && \
+	$(BIN)/emoprep extract --corpus clips --root "$(VIDEOS)" --out "$$work/work" $(EXTRACT_OPTIONS); \
+	$(BIN)/emoprep shard --work "$$work/work" --out "$$work/shards" && \
+	$(BIN)/emotrain predict --run "$(RUN)" --shards "$$work/shards" --out "$(OUT)" $(PREDICT_OPTIONS)

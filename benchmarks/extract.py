@@ -36,9 +36,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from report import write_json  # benchmarks/report.py: run as scripts, beside it
-from emoprep.corpus.iemocap import read_corpus
+from emoprep.corpus import read_clips
+from emoprep.corpus.base import CorpusClips
 from emoprep.extract import MAX_SECONDS, ExtractOptions, run_extract
-from emoprep.labels import LabelPolicy, assign_labels
 from emoprep.media.faces import DetectorSpec
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 
@@ -55,11 +55,9 @@ def cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def video_windows(corpus_root: Path, policy: LabelPolicy) -> list[tuple[str, float, float]]:
-    """(avi, start, seconds) of every kept utterance, in extract's order: the windows it decodes."""
-    corpus = read_corpus(corpus_root)
-    kept = [item.utterance for item in assign_labels(corpus, policy) if item.emotion is not None]
-    return [(str(corpus.dialog_avi(u.dialog)), u.start, min(u.duration, MAX_SECONDS)) for u in kept]
+def video_windows(clips: CorpusClips) -> list[tuple[str, float, float]]:
+    """(video, start, seconds) of every kept utterance, in extract's order: the windows it decodes."""
+    return [(clip.video_path, clip.start, min(clip.duration, MAX_SECONDS)) for clip in clips.kept]
 
 
 def decode_floor(windows: list[tuple[str, float, float]], workers: int) -> Cost:
@@ -78,12 +76,11 @@ def decode_floor(windows: list[tuple[str, float, float]], workers: int) -> Cost:
     return Cost(time.perf_counter() - started, cpu_seconds() - cpu)
 
 
-def extract_cost(corpus: Path, detector: str, workers: int, limit: int | None, scratch: Path) -> Cost:
+def extract_cost(clips: CorpusClips, detector: str, workers: int, limit: int | None, scratch: Path) -> Cost:
     with tempfile.TemporaryDirectory(dir=scratch) as work:
         started, cpu = time.perf_counter(), cpu_seconds()
         summary = run_extract(ExtractOptions(
-            iemocap=corpus, work=Path(work), detector=DetectorSpec(detector), policy=LabelPolicy(),
-            workers=workers, limit=limit,
+            clips=clips, work=Path(work), detector=DetectorSpec(detector), workers=workers, limit=limit,
         ))
         cost = Cost(time.perf_counter() - started, cpu_seconds() - cpu)
     if summary.failed:
@@ -95,14 +92,14 @@ def best(costs: list[Cost]) -> Cost:
     return Cost(min(c.wall for c in costs), min(c.cpu for c in costs))
 
 
-def measure(corpus: Path, windows: list, detector: str, workers: int, repeat: int, scratch: Path) -> dict:
+def measure(clips: CorpusClips, windows: list, detector: str, workers: int, repeat: int, scratch: Path) -> dict:
     few = workers
     floor, floor_few, extract, extract_few = [], [], [], []
     for _ in range(repeat):
         floor.append(decode_floor(windows, workers))
-        extract.append(extract_cost(corpus, detector, workers, None, scratch))
+        extract.append(extract_cost(clips, detector, workers, None, scratch))
         floor_few.append(decode_floor(windows[:few], workers))
-        extract_few.append(extract_cost(corpus, detector, workers, few, scratch))
+        extract_few.append(extract_cost(clips, detector, workers, few, scratch))
     floor_all, extract_all = best(floor), best(extract)
     floor_start, extract_start = best(floor_few), best(extract_few)
     utterances = len(windows)
@@ -150,8 +147,9 @@ def main(argv: list[str] | None = None) -> int:
             print(f"generating a synthetic corpus in {corpus} ...", file=sys.stderr)
             generate_corpus(corpus, args.sessions, args.dialogs_per_session, args.utterances_per_dialog,
                             workers=args.workers)
-        windows = video_windows(corpus, LabelPolicy())
-        runs = [measure(corpus, windows, detector, args.workers, args.repeat, scratch)
+        clips = read_clips("iemocap", corpus)
+        windows = video_windows(clips)
+        runs = [measure(clips, windows, detector, args.workers, args.repeat, scratch)
                 for detector in args.detectors.split(",")]
 
     widths = [max(len(h), *(len(str(run[h])) for run in runs)) for h in TABLE]

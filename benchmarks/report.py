@@ -17,15 +17,19 @@ def write_json(path: Path | None, figures: dict, indent: int = 2) -> None:
     path.write_text(json.dumps(figures, indent=indent) + "\n")
 
 
-def best_times(functions: dict[str, Callable[[], object]], repeats: int) -> dict[str, float]:
+def best_times(functions: dict[str, Callable[[], object]], repeats: int,
+               clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
     """Best-of-`repeats` seconds per function, taken round-robin so load from other processes on a
-    shared machine falls on all candidates alike rather than on whichever ran during it."""
+    shared machine falls on all candidates alike rather than on whichever ran during it.
+
+    `clock=time.process_time` counts this process's CPU seconds instead (for single-threaded
+    per-core figures on a machine whose cores other processes take a share of)."""
     best = {name: float("inf") for name in functions}
     for _ in range(repeats):
         for name, function in functions.items():
-            start = time.perf_counter()
+            start = clock()
             function()
-            best[name] = min(best[name], time.perf_counter() - start)
+            best[name] = min(best[name], clock() - start)
     return best
 
 

@@ -13,7 +13,7 @@ def test_emotrain_leaves_preprocessing_modules_unimported():
     # A fresh interpreter: this test process may already have imported emoprep for other tests.
     code = (
         "import json, sys\n"
-        "import emotrain, emotrain.cli, emotrain.train, emotrain.data, emotrain.evaluate\n"
+        "import emotrain, emotrain.cli, emotrain.train, emotrain.data, emotrain.evaluate, emotrain.predict\n"
         f"print(json.dumps(sorted(m for m in sys.modules if m.split('.')[0] in {PREP_ONLY!r})))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

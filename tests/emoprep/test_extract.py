@@ -24,20 +24,23 @@ from emoprep.corpus.iemocap import read_corpus
 from emoprep.extract import (
     MANIFEST, RECORD_FIELDS, ExtractOptions, Job, extract_utterance, failure_limit, run_extract,
 )
-from emoprep.labels import LABELS_SCHEMA, LabelPolicy, assign_labels
+from emoprep.corpus.base import RecipeOptions
+from emoprep.corpus.iemocap import read_clips
+from emoprep.labels import LABELS_SCHEMA
 from emoprep.media.audio import MAX_SAMPLES
 from emoprep.media.faces import DetectorSpec
 from emoprep.media.video import frames_in_window, half_geometry, probe, read_window
 from emoprep.synth import BACKGROUNDS
 
 # The improvised dialogs of session 1: 12 kept utterances, both sides of the screen, one over 6 s.
-CLEAN = {"policy": LabelPolicy(improvised_only=True), "limit": 12}
+CLEAN = {"options": RecipeOptions(settings={"improvised_only": "1"}), "limit": 12}
 CLEAN_ARGS = ["--improvised-only", "--limit", "12"]
 
 
 def extract_into(corpus: Path, work: Path, detector: str = "haar", workers: int = 1, **kw):
     options = {**CLEAN, **kw}
-    return run_extract(ExtractOptions(iemocap=corpus, work=work, detector=DetectorSpec(detector),
+    clips = read_clips(corpus, options.pop("options"))
+    return run_extract(ExtractOptions(clips=clips, work=work, detector=DetectorSpec(detector),
                                       workers=workers, **options))
 
 
@@ -67,16 +70,16 @@ def clean_work(synth_corpus, tmp_path_factory):
 
 def test_manifest_has_every_kept_utterance_once_in_id_order(synth_corpus, clean_work):
     work, summary = clean_work
-    kept = [item for item in assign_labels(read_corpus(synth_corpus), CLEAN["policy"]) if item.emotion][:12]
+    kept = read_clips(synth_corpus, CLEAN["options"]).kept[:12]
     table = pq.read_table(work / MANIFEST)
     assert table.column_names == [*LABELS_SCHEMA.names, *RECORD_FIELDS[1:]]
     rows = table.to_pylist()
-    assert [r["utterance_id"] for r in rows] == sorted(item.utterance.utterance_id for item in kept)
+    assert [r["utterance_id"] for r in rows] == sorted(clip.clip_id for clip in kept)
     assert all(r["status"] == "ok" and r["error"] is None for r in rows), rows
     assert {r["detector"] for r in rows} == {"haar"} and all(r["seconds"] > 0 for r in rows)
     assert (summary.utterances, summary.ok, summary.failed, summary.processed) == (12, 12, 0, 12)
     for row in rows:
-        record = json.loads((work / "records" / row["dialog"] / f"{row['utterance_id']}.json").read_text())
+        record = json.loads((work / "records" / row["speaker"] / f"{row['utterance_id']}.json").read_text())
         assert record == {k: row[k] for k in RECORD_FIELDS}
     assert not [p for p in work.rglob(".*.tmp")]
 
@@ -106,7 +109,7 @@ def test_frames_are_96px_crops_at_25_fps_from_the_speakers_half(clean_work):
         assert abs(len(frames) - np.ceil(row["n_samples"] / 640)) <= 1  # frame i <-> samples [640 i, 640 (i+1))
         # The crop's corners show its half's background, not the other half's.
         corners = np.concatenate([frames[:, :6, :6], frames[:, :6, -6:]], axis=1).reshape(-1, 3).mean(axis=0)
-        own, other = (np.array(BACKGROUNDS[s]) for s in (row["speaker_side"], {"left": "right", "right": "left"}[row["speaker_side"]]))
+        own, other = (np.array(BACKGROUNDS[s]) for s in (row["region"], {"left": "right", "right": "left"}[row["region"]]))
         assert np.abs(corners - own).max() < 25 < np.abs(corners - other).max(), (row["utterance_id"], corners)
         assert row["face_ratio"] >= 0.8 and row["warning"] is None
 
@@ -250,7 +253,7 @@ def test_a_window_past_the_video_end_keeps_the_frames_that_exist(damaged):
 
 def test_a_truncated_avi_fails_the_windows_it_lost_and_keeps_the_rest(damaged):
     _, work, _, cut, _ = damaged
-    rows = [r for r in rows_by_id(work).values() if r["dialog"] == "Ses02F_script01_1"]
+    rows = [r for r in rows_by_id(work).values() if json.loads(r["extra"])["dialog"] == "Ses02F_script01_1"]
     assert rows
     for row in rows:
         end = row["start"] + min(row["end"] - row["start"], 6.0)
@@ -265,21 +268,21 @@ def test_a_truncated_avi_fails_the_windows_it_lost_and_keeps_the_rest(damaged):
 
 def test_an_avi_that_is_not_video_fails_every_utterance_of_its_dialog(damaged):
     _, work, _, _, _ = damaged
-    rows = [r for r in rows_by_id(work).values() if r["dialog"] == "Ses02M_script01_1b"]
+    rows = [r for r in rows_by_id(work).values() if json.loads(r["extra"])["dialog"] == "Ses02M_script01_1b"]
     assert len(rows) == 6 and all(r["error"].startswith("unreadable video: ") for r in rows)
 
 
 def test_a_zero_length_annotation_is_left_out_by_the_reader_and_counted(damaged):
     _, work, result, _, _ = damaged
     assert "Ses02F_script01_1_F001" not in rows_by_id(work)
-    assert "1 annotation block(s) left out" in result.output
+    assert "1 piece(s) of metadata left out by the corpus recipe" in result.output
 
 
 def test_a_zero_length_utterance_gets_a_failed_record(tmp_path):
-    job = Job("Ses01F_impro01_F000", "Ses01F_impro01", "x.avi", "x.wav", 3.0, 3.0, "left")
+    job = Job("Ses01F_impro01_F000", "ses1F", "x.wav", None, "x.avi", 3.0, 3.0, "left")
     record = extract_utterance(job, tmp_path, "fixed", None)
     assert record.status == "failed" and record.error.startswith("zero-length utterance: ")
-    assert json.loads((tmp_path / "records" / "Ses01F_impro01" / "Ses01F_impro01_F000.json").read_text())["error"]
+    assert json.loads((tmp_path / "records" / "ses1F" / "Ses01F_impro01_F000.json").read_text())["error"]
 
 
 def test_bad_input_never_stops_the_run_but_too_many_failures_exit_1(damaged):
@@ -327,7 +330,7 @@ def test_sfd_without_weights_exits_2_and_says_what_to_do(synth_corpus, tmp_path)
 def test_resuming_with_another_detector_exits_2(synth_corpus, clean_work):
     work, _ = clean_work
     result = cli("--iemocap", str(synth_corpus), "--out", str(work), "--face-detector", "fixed", *CLEAN_ARGS)
-    assert result.exit_code == 2 and "use the same --face-detector" in result.output
+    assert result.exit_code == 2 and "use the same corpus and --face-detector" in result.output
 
 
 def test_max_failures_takes_a_count_or_a_share():
@@ -356,7 +359,7 @@ def test_without_any_face_found_the_fixed_crop_is_used_and_flagged(tmp_path):
                     "color=c=gray:s=720x480:r=30000/1001:d=3", "-c:v", "mpeg4", "-vtag", "DIVX", str(avi)], check=True)
     wav = tmp_path / "utt.wav"
     sf.write(wav, np.zeros(16_000, np.int16), 16_000, subtype="PCM_16")
-    job = Job("Ses01F_impro01_M000", "Ses01F_impro01", str(avi), str(wav), 0.5, 1.5, "right")
+    job = Job("Ses01F_impro01_M000", "ses1M", str(wav), None, str(avi), 0.5, 1.5, "right")
     record = extract_utterance(job, tmp_path / "work", "haar", HaarDetector())
     assert record.status == "ok" and record.face_ratio == 0.0 and record.detector == "haar"
     assert record.warning == "no face found by haar: the fixed crop was used" and record.n_frames == 25

@@ -12,19 +12,12 @@ import pytest
 from click.testing import CliRunner
 
 from emoprep.cli import main
+from emoprep.corpus.base import CorpusClips
 from emoprep.corpus.iemocap import (
-    Corpus, Evaluation, Utterance, dialog_of, gender_of, is_improvised, read_corpus, session_of, speaker_side,
+    Corpus, Evaluation, LabelledUtterance, LabelPolicy, Utterance, assign_labels, clip_record, dialog_of, gender_of,
+    is_improvised, label_utterance, read_corpus, session_of, speaker_side, splits,
 )
-from emoprep.labels import (
-    LabelledUtterance,
-    LabelPolicy,
-    assign_labels,
-    count_table,
-    label_utterance,
-    labels_table,
-    policy_of,
-    write_labels,
-)
+from emoprep.labels import corpus_metadata, count_table, labels_table, record_of, write_labels
 
 CODE_WORDS = {"ang": "Anger", "hap": "Happiness", "exc": "Excited", "neu": "Neutral", "sad": "Sadness",
               "fru": "Frustration", "sur": "Surprise"}
@@ -150,41 +143,57 @@ def test_improvised_only_filters_dialogs() -> None:
 
 
 EXPECTED_SCHEMA = [
-    ("utterance_id", pa.string()), ("session", pa.int32()), ("dialog", pa.string()), ("improvised", pa.bool_()),
-    ("gender", pa.string()), ("start", pa.float64()), ("end", pa.float64()), ("released_label", pa.string()),
-    ("emotion", pa.string()), ("votes", pa.string()), ("tie_broken", pa.bool_()), ("speaker_side", pa.string()),
-    ("label_policy", pa.string()),
+    ("utterance_id", pa.string()), ("corpus", pa.string()), ("speaker", pa.string()), ("gender", pa.string()),
+    ("emotion", pa.string()), ("corpus_label", pa.string()), ("group", pa.string()), ("audio_file", pa.string()),
+    ("audio_start", pa.float64()), ("audio_end", pa.float64()), ("video_file", pa.string()),
+    ("start", pa.float64()), ("end", pa.float64()), ("region", pa.string()), ("crop", pa.string()),
+    ("extra", pa.string()), ("label_policy", pa.string()),
 ]
+
+
+def clips_of(corpus: Corpus, policy: LabelPolicy) -> CorpusClips:
+    """What the recipe's read_clips returns, for a corpus built in memory."""
+    labelled = assign_labels(corpus, policy)
+    return CorpusClips("iemocap", str(corpus.root), tuple(clip_record(item, corpus, policy) for item in labelled),
+                       (), ("ang", "hap", "neu", "sad"), {"name": policy.name, "seed": policy.seed},
+                       splits(sorted({u.session for u in corpus.utterances}), policy.seed))
 
 
 def test_labels_table_columns_rows_and_policy(tmp_path: Path) -> None:
     policy = LabelPolicy(merge_excited=True, seed=5)
     corpus = corpus_of(utterance("Ses02M_script01_3_F001", ["fru", "fru", "exc"], released="fru", start=3.5),
                        utterance("Ses01F_impro01_M000", ["exc", "hap", "neu"], released="exc"))
+    clips = clips_of(corpus, policy)
 
-    table = labels_table(assign_labels(corpus, policy), policy)
-    path = write_labels(table, tmp_path / "deep" / "labels.parquet")
+    path = write_labels(labels_table(clips), tmp_path / "deep" / "labels.parquet")
     back = pq.read_table(path)
 
     assert [(f.name, f.type) for f in back.schema] == EXPECTED_SCHEMA
-    assert back.to_pylist() == [
-        {"utterance_id": "Ses01F_impro01_M000", "session": 1, "dialog": "Ses01F_impro01", "improvised": True,
-         "gender": "M", "start": 1.0, "end": 3.0, "released_label": "exc", "emotion": "hap",
-         "votes": '{"hap": 2, "neu": 1}', "tie_broken": False, "speaker_side": "right", "label_policy": "paper"},
-        {"utterance_id": "Ses02M_script01_3_F001", "session": 2, "dialog": "Ses02M_script01_3", "improvised": False,
-         "gender": "F", "start": 3.5, "end": 5.5, "released_label": "fru", "emotion": None,
-         "votes": '{"fru": 2, "hap": 1}', "tie_broken": False, "speaker_side": "right", "label_policy": "paper"},
-    ]
-    assert policy_of(back) == policy
+    first, second = back.to_pylist()
+    assert {k: first[k] for k in ("utterance_id", "corpus", "speaker", "gender", "emotion", "corpus_label", "group",
+                                  "start", "end", "region", "crop", "audio_start", "label_policy")} == {
+        "utterance_id": "Ses01F_impro01_M000", "corpus": "iemocap", "speaker": "ses1M", "gender": "M",
+        "emotion": "hap", "corpus_label": "exc", "group": "impro", "start": 1.0, "end": 3.0, "region": "right",
+        "crop": "paper", "audio_start": None, "label_policy": "paper"}
+    assert first["audio_file"].endswith("Session1/sentences/wav/Ses01F_impro01/Ses01F_impro01_M000.wav")
+    assert first["video_file"].endswith("Session1/dialog/avi/DivX/Ses01F_impro01.avi")
+    assert json.loads(first["extra"]) == {"dialog": "Ses01F_impro01", "improvised": True, "released_label": "exc",
+                                          "session": 1, "speaker_side": "right", "tie_broken": False,
+                                          "votes": {"hap": 2, "neu": 1}}
+    assert (second["utterance_id"], second["emotion"], second["group"]) == ("Ses02M_script01_3_F001", None, "script")
+    assert json.loads(second["extra"])["votes"] == {"fru": 2, "hap": 1}
+    assert [record_of(row) for row in back.to_pylist()] == sorted(clips.clips, key=lambda c: c.clip_id)
+    metadata = corpus_metadata(back)
+    assert metadata["classes"] == ("ang", "hap", "neu", "sad") and metadata["splits"] == clips.splits
+    assert metadata["label_policy"] == {"name": "paper", "seed": 5}
     assert [p.name for p in path.parent.iterdir()] == ["labels.parquet"]  # no temporary left behind
 
 
 def test_write_labels_replaces_an_existing_file(tmp_path: Path) -> None:
-    policy = LabelPolicy()
     path = tmp_path / "labels.parquet"
     path.write_text("an older, unrelated file")
 
-    write_labels(labels_table(assign_labels(corpus_of(utterance(UID, ["sad"])), policy), policy), path)
+    write_labels(labels_table(clips_of(corpus_of(utterance(UID, ["sad"])), LabelPolicy())), path)
 
     assert pq.read_table(path).column("emotion").to_pylist() == ["sad"]
 
@@ -194,7 +203,7 @@ def test_count_table_text() -> None:
                        utterance("Ses01F_impro01_M000", ["sad"]), utterance("Ses01F_impro01_M001", ["fru"]),
                        utterance("Ses01F_impro01_M002", []))
 
-    text = count_table(assign_labels(corpus, LabelPolicy()))
+    text = count_table(clips_of(corpus, LabelPolicy()).clips, ("ang", "hap", "neu", "sad"))
 
     assert text.splitlines() == [
         "emotion   F  M  total",
@@ -271,8 +280,8 @@ def test_cli_writes_the_table_and_prints_counts(corpus_root: Path, tmp_path: Pat
         "Ses01F_impro01_M001": None, "Ses02M_script01_1_F000": "sad",
         "Ses02M_script01_1_M000": "neu", "Ses03M_impro05a_F002": None,
     }
-    assert json.loads(rows["Ses02M_script01_1_M000"]["votes"]) == {"ang": 1, "neu": 2, "sur": 1}
-    assert rows["Ses01F_impro01_M000"]["tie_broken"] is True
+    assert json.loads(rows["Ses02M_script01_1_M000"]["extra"])["votes"] == {"ang": 1, "neu": 2, "sur": 1}
+    assert json.loads(rows["Ses01F_impro01_M000"]["extra"])["tie_broken"] is True
     assert result.stdout.splitlines()[:8] == [
         "emotion   F  M  total",
         "ang       1  0      1",
@@ -295,7 +304,8 @@ def test_cli_policy_flags(corpus_root: Path, tmp_path: Path) -> None:
 
     assert result.exit_code == 0, result.output
     table = pq.read_table(out)
-    assert policy_of(table) == LabelPolicy("released", merge_excited=True, improvised_only=True, seed=9)
+    assert corpus_metadata(table)["label_policy"] == {"name": "released", "merge_excited": True,
+                                                      "improvised_only": True, "seed": 9}
     assert dict(zip(table.column("utterance_id").to_pylist(), table.column("emotion").to_pylist())) == {
         "Ses01F_impro01_F000": "ang", "Ses01F_impro01_M000": None, "Ses01F_impro01_M001": "hap",
         "Ses03M_impro05a_F002": None,

@@ -385,7 +385,7 @@ def test_haar_finds_both_faces_on_most_frames(synth_corpus):
 
 def test_the_project_reader_agrees(synth_corpus, synth_plan):
     from emoprep.corpus.iemocap import read_corpus
-    from emoprep.labels import LabelPolicy, assign_labels
+    from emoprep.corpus.iemocap import LabelPolicy, assign_labels
 
     corpus = read_corpus(synth_corpus)
     assert corpus.problems == ()

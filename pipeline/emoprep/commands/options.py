@@ -45,6 +45,7 @@ def read_corpus_clips(corpus: str | None, root: str | None, iemocap: str | None,
                       classes: str, seed: int, merge_excited: bool, improvised_only: bool,
                       settings: tuple[str, ...]) -> CorpusClips:
     """The options above -> the recipe's clips; click errors (exit 2) for a bad combination or root."""
+    root_option = "--root" if iemocap is None else "--iemocap"
     if iemocap is not None:
         if corpus not in (None, "iemocap") or root is not None:
             raise click.UsageError("--iemocap PATH is short for --corpus iemocap --root PATH: give one form")
@@ -59,7 +60,7 @@ def read_corpus_clips(corpus: str | None, root: str | None, iemocap: str | None,
     try:
         return read_clips(corpus, Path(root), options)
     except CorpusError as error:
-        raise click.BadParameter(str(error), param_hint="--root") from None
+        raise click.BadParameter(str(error), param_hint=root_option) from None
     except ValueError as error:  # a policy, class set or setting the recipe does not know
         raise click.UsageError(str(error)) from None
 

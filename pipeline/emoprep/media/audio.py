@@ -4,12 +4,16 @@ IEMOCAP's sentence wavs are already 16 kHz mono 16-bit, and then the samples
 pass through untouched (the first 96,000 of them). Anything else is downmixed
 by averaging the channels and resampled with a polyphase filter
 (scipy.signal.resample_poly: Kaiser-windowed FIR, exact rational ratio).
+A video's own soundtrack (read_audio_stream) is decoded by ffmpeg and then
+converted the same way.
 """
 
 from __future__ import annotations
 
 import io
 import math
+import subprocess
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,10 +22,12 @@ import soundfile as sf
 
 from emoprep.atomic import write_bytes
 from emoprep.media.bad_input import BadInput
+from emoprep.media.ffmpeg_bin import ffmpeg_exe
 
 SAMPLE_RATE = 16_000
 MAX_SECONDS = 6
 MAX_SAMPLES = SAMPLE_RATE * MAX_SECONDS  # 96,000
+_TAIL_SECONDS = 0.1  # decoded past a window's end, then cut off (read_audio_stream)
 
 
 class AudioError(BadInput):
@@ -65,6 +71,51 @@ def read_waveform(path: str | Path, max_samples: int = MAX_SAMPLES) -> Waveform:
     if len(samples) == 0:
         raise AudioError("empty audio", f"{path} holds no samples")
     return Waveform(samples=samples, source_rate=rate, source_channels=channels)
+
+
+def read_audio_stream(
+    path: str | Path, start: float = 0.0, duration: float | None = None, max_samples: int | None = MAX_SAMPLES
+) -> Waveform:
+    """A media file's first audio stream, [start, start + duration) seconds (None: to the end), as 16 kHz mono int16.
+
+    ffmpeg only decodes: it writes the stream at its own rate and channel count as
+    32-bit float WAV (a temporary file, so the header tells rate and channels), and the
+    downmix and resampling are read_waveform's (resample_poly's anti-aliasing FIR), so a
+    video's soundtrack and a sentence wav are converted alike. Seeking is ffmpeg's input
+    seek, which decodes from the previous packet and drops samples up to `start`.
+    Raises AudioError naming the file: "no audio stream", "unreadable audio", "empty audio".
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError("missing audio", f"{path} does not exist")
+    if duration is None and max_samples is not None:
+        duration = max_samples / SAMPLE_RATE  # what would be cut anyway is not decoded
+    # ffmpeg's -t ends a little early or late (packet boundaries, AAC priming): decode a margin, cut below.
+    window = ["-ss", f"{start:.6f}"] + ([] if duration is None else ["-t", f"{duration + _TAIL_SECONDS:.6f}"])
+    with tempfile.TemporaryDirectory(prefix="emoprep-audio-") as folder:
+        wav = Path(folder) / "stream.wav"
+        result = subprocess.run(
+            [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *window, "-i", str(path),
+             "-map", "0:a:0", "-vn", "-c:a", "pcm_f32le", "-f", "wav", str(wav)],
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+        )
+        message = result.stderr.decode("utf-8", "replace").strip()
+        if result.returncode != 0 or not wav.is_file():
+            if "matches no streams" in message:
+                raise AudioError("no audio stream", f"{path} has no audio stream")
+            last = message.splitlines()[-1] if message else f"ffmpeg exited {result.returncode}"
+            raise AudioError("unreadable audio", f"{path}: {last}")
+        try:
+            data, rate = sf.read(wav, dtype="float64", always_2d=True)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as error:
+            raise AudioError("unreadable audio", f"{path}: {error}") from error
+    if len(data) == 0:
+        where = f" from {start:.3f} s" if start else ""
+        raise AudioError("empty audio", f"{path}: its audio stream holds no samples{where}")
+    wanted = [limit for limit in (max_samples, None if duration is None else round(duration * SAMPLE_RATE))
+              if limit is not None]
+    samples = _to_16k_mono(data, rate)[: min(wanted, default=None)]
+    return Waveform(samples=samples, source_rate=rate, source_channels=data.shape[1])
 
 
 def _to_16k_mono(data: np.ndarray, rate: int) -> np.ndarray:

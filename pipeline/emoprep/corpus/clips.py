@@ -1,0 +1,266 @@
+"""The `clips` recipe: anyone's folder of videos, cut into windows of at most 6 s, for prediction.
+
+Every video under the root (searched recursively; hidden files and folders are left
+alone) becomes windows of `window` seconds every `hop` seconds (settings "window" and
+"hop", default 6 and 6: a 17.9 s video gives 0-6, 6-12, 12-17.9), one ClipRecord each.
+The audio is the video's own soundtrack over the window, the frames the full picture
+(region "full"), cropped around the face found there (crop "face").
+
+Unlike the metadata-only recipes this one opens every file's header (one `ffmpeg -i`
+per video, emoprep.media.video.probe), since a window needs the video's duration. A file
+that is not a video, has no picture or is shorter than one frame becomes a Problem
+naming it; what only decoding can find (no audio stream, no face, a file cut short
+after its header) is extract's to report, window by window.
+
+An optional `labels.csv` at the root (header `path,emotion,gender,speaker`, path relative
+to the root; any column but path may be empty) makes the folder a small labelled test
+set: every window of a listed video takes its row's labels, emotions mapped to the shared
+classes (anger/angry -> ang, happiness/happy/joy -> hap, neutral -> neu, sadness/sad ->
+sad; anything else is kept as corpus_label only), and one split, "labelled", puts every
+speaker in its test part. Without it the set is unlabelled (emotion and gender None, no
+splits) and each video is its own speaker.
+
+Clip ids: the relative path with every run of characters other than [A-Za-z0-9_-]
+made '_', then 6 hex digits of the path's sha256 (two paths that read alike after
+cleaning stay apart, and adding a file never renames another's windows), then the
+window: `talks_monday_mp4-1a2b3c-w002`.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from emoprep.corpus.base import (
+    GENDERS,
+    SHARED_EMOTIONS,
+    ClipRecord,
+    CorpusClips,
+    CorpusError,
+    Problem,
+    RecipeOptions,
+    SpeakerSplit,
+)
+from emoprep.media.bad_input import BadInput
+from emoprep.media.video import FPS, probe
+
+CORPUS = "clips"
+VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg")
+LABELS_FILE = "labels.csv"
+LABEL_COLUMNS = ("path", "emotion", "gender", "speaker")
+MAX_WINDOW = 6.0  # seconds: the shard format's and the model's cap
+DEFAULT_SETTINGS = {"window": "6", "hop": "6"}
+LABELLED_SPLIT = "labelled"
+
+_EMOTION_WORDS = {
+    "ang": "ang", "anger": "ang", "angry": "ang",
+    "hap": "hap", "happy": "hap", "happiness": "hap", "joy": "hap",
+    "neu": "neu", "neutral": "neu",
+    "sad": "sad", "sadness": "sad",
+}
+_GENDER_WORDS = {"f": "F", "female": "F", "woman": "F", "m": "M", "male": "M", "man": "M"}
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
+_NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
+
+
+@dataclass(frozen=True)
+class Windowing:
+    window: float  # seconds, at most MAX_WINDOW
+    hop: float  # seconds between window starts
+
+    def windows(self, seconds: float) -> list[tuple[float, float]]:
+        """[start, end) windows covering a video of `seconds`: stop at the first that reaches the end.
+
+        A last window shorter than one frame is dropped (it holds no frame to look at),
+        unless it would be the only one.
+        """
+        spans = []
+        start = 0.0
+        while True:
+            end = min(start + self.window, seconds)
+            spans.append((round(start, 6), round(end, 6)))
+            if start + self.window >= seconds:
+                break
+            start += self.hop
+        if len(spans) > 1 and spans[-1][1] - spans[-1][0] < 1 / FPS:
+            spans.pop()
+        return spans
+
+
+@dataclass(frozen=True)
+class VideoLabels:
+    emotion: str | None
+    corpus_label: str | None
+    gender: str | None
+    speaker: str | None
+
+
+def read_clips(root: Path, options: RecipeOptions) -> CorpusClips:
+    """The windows of every video under `root`. Raises CorpusError when root is not a folder or holds no video."""
+    root = Path(root)
+    if not root.is_dir():
+        raise CorpusError(f"{root}: no such folder")
+    if options.label_policy not in (None, LABELS_FILE):
+        raise CorpusError(f"clips: label policy {options.label_policy!r} is not known; the only one is "
+                          f"{LABELS_FILE!r} (labels come from ROOT/{LABELS_FILE} when it exists)")
+    windowing = windowing_from(options.settings)
+    videos = find_videos(root)
+    if not videos:
+        raise CorpusError(f"{root}: no videos here or below ({', '.join(VIDEO_SUFFIXES)}); "
+                          "point --root at the folder that holds them")
+    problems: list[Problem] = []
+    labels_path = root / LABELS_FILE
+    labels = read_labels(labels_path, videos, options.classes, problems) if labels_path.is_file() else None
+
+    clips: list[ClipRecord] = []
+    for relative in videos:
+        path = root / relative
+        try:
+            info = probe(str(path))
+        except BadInput as error:
+            problems.append(Problem(str(path), None, None, str(error)))
+            continue
+        if info.duration is None:
+            problems.append(Problem(str(path), None, None, "its header gives no duration"))
+            continue
+        if info.duration < 1 / FPS:
+            problems.append(Problem(str(path), None, None,
+                                    f"shorter than one frame ({info.duration:.3f} s, a frame is {1 / FPS:.3f} s)"))
+            continue
+        video_labels = labels.get(relative) if labels is not None else None
+        clips += video_windows(path, relative, info.duration, windowing, video_labels)
+    classes = SHARED_EMOTIONS if options.classes == "shared" else tuple(sorted(
+        {clip.emotion for clip in clips if clip.emotion is not None}))
+    return CorpusClips(
+        corpus=CORPUS,
+        root=str(root),
+        clips=tuple(sorted(clips, key=lambda clip: clip.clip_id)),
+        problems=tuple(problems),
+        classes=classes,
+        label_policy={"name": LABELS_FILE if labels is not None else "none",
+                      "window": windowing.window, "hop": windowing.hop},
+        splits=labelled_split(clips) if labels is not None else (),
+    )
+
+
+def windowing_from(settings: dict[str, str]) -> Windowing:
+    unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
+    if unknown:
+        raise CorpusError(f"clips: unknown setting(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_SETTINGS)}")
+    values = {}
+    for name, default in DEFAULT_SETTINGS.items():
+        text = settings.get(name, default)
+        try:
+            values[name] = float(text)
+        except ValueError:
+            raise CorpusError(f"clips: {name} {text!r} is not a number of seconds") from None
+        if not math.isfinite(values[name]) or values[name] <= 0:
+            raise CorpusError(f"clips: {name} must be a positive number of seconds, got {text!r}")
+    if values["window"] > MAX_WINDOW:
+        raise CorpusError(f"clips: window {values['window']:g} s is longer than {MAX_WINDOW:g} s, "
+                          "the longest sample a shard holds")
+    return Windowing(window=values["window"], hop=values["hop"])
+
+
+def find_videos(root: Path) -> list[str]:
+    """Relative POSIX paths of the video files under root, sorted; hidden files and folders skipped."""
+    found = []
+    for path in root.rglob("*"):
+        relative = path.relative_to(root)
+        if any(part.startswith(".") for part in relative.parts):
+            continue  # .git, .DS_Store, macOS "._name.mp4" resource forks: never the user's videos
+        if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+            found.append(relative.as_posix())
+    return sorted(found)
+
+
+def read_labels(path: Path, videos: list[str], classes: str,
+                problems: list[Problem]) -> dict[str, VideoLabels]:
+    """labels.csv -> relative video path -> labels; a bad row is a Problem naming its line."""
+    known = set(videos)
+    labels: dict[str, VideoLabels] = {}
+    try:
+        with path.open(newline="", encoding="utf-8-sig") as file:
+            reader = csv.DictReader(file)
+            columns = [name.strip().lower() for name in reader.fieldnames or []]
+            if "path" not in columns:
+                raise CorpusError(f"{path}: no 'path' column in its header (expected {','.join(LABEL_COLUMNS)})")
+            reader.fieldnames = columns
+            for row in reader:
+                line = reader.line_num
+                relative = (row.get("path") or "").strip().replace("\\", "/").removeprefix("./")
+                if relative not in known:
+                    problems.append(Problem(str(path), line, None,
+                                            f"{relative!r} is not a video under {path.parent}"))
+                    continue
+                if relative in labels:
+                    problems.append(Problem(str(path), line, None, f"{relative!r} is listed twice; the first row counts"))
+                    continue
+                labels[relative] = row_labels(row, classes, str(path), line, problems)
+    except (OSError, UnicodeDecodeError, csv.Error) as error:
+        raise CorpusError(f"{path}: unreadable ({error})") from error
+    return labels
+
+
+def row_labels(row: dict[str, str], classes: str, path: str, line: int, problems: list[Problem]) -> VideoLabels:
+    written = (row.get("emotion") or "").strip()
+    gender_text = (row.get("gender") or "").strip()
+    gender = _GENDER_WORDS.get(gender_text.lower())
+    if gender_text and gender is None:
+        problems.append(Problem(path, line, None, f"gender {gender_text!r} is not one of {', '.join(GENDERS)}; "
+                                                  "left unknown"))
+    code = _EMOTION_WORDS.get(written.lower())
+    emotion = code if classes == "shared" else (code or written.lower() or None)
+    speaker = _NOT_ALNUM.sub("", row.get("speaker") or "") or None
+    return VideoLabels(emotion=emotion, corpus_label=written or None, gender=gender, speaker=speaker)
+
+
+def clip_stem(relative: str) -> str:
+    """The file-name-safe, unique and stable part of a video's clip ids (see the module docstring)."""
+    digest = hashlib.sha256(relative.encode()).hexdigest()[:6]
+    return f"{_UNSAFE.sub('_', relative).strip('_') or 'video'}-{digest}"
+
+
+def video_speaker(relative: str) -> str:
+    """One speaker per video when labels.csv does not say: [A-Za-z0-9]+, readable, unique by the digest."""
+    digest = hashlib.sha256(relative.encode()).hexdigest()[:6]
+    return f"{_NOT_ALNUM.sub('', Path(relative).stem)[:24]}{digest}"
+
+
+def video_windows(path: Path, relative: str, seconds: float, windowing: Windowing,
+                  labels: VideoLabels | None) -> list[ClipRecord]:
+    spans = windowing.windows(seconds)
+    stem = clip_stem(relative)
+    return [
+        ClipRecord(
+            clip_id=f"{stem}-w{index:03d}",
+            corpus=CORPUS,
+            speaker=(labels.speaker if labels and labels.speaker else video_speaker(relative)),
+            gender=labels.gender if labels else None,
+            emotion=labels.emotion if labels else None,
+            corpus_label=labels.corpus_label if labels else None,
+            group="all",
+            audio_path=str(path),
+            audio_window=(start, end),
+            video_path=str(path),
+            start=start,
+            end=end,
+            region="full",
+            crop="face",
+            extra={"source": relative, "window": index, "windows": len(spans), "video_seconds": seconds},
+        )
+        for index, (start, end) in enumerate(spans)
+    ]
+
+
+def labelled_split(clips: list[ClipRecord]) -> tuple[SpeakerSplit, ...]:
+    """One split whose test part is every speaker with a labelled window: the folder is a test set."""
+    speakers = frozenset(clip.speaker for clip in clips if clip.emotion is not None)
+    if not speakers:
+        return ()
+    return (SpeakerSplit(name=LABELLED_SPLIT, description=f"every labelled window of {LABELS_FILE}, as a test set",
+                         train=frozenset(), val=frozenset(), test=speakers),)
