@@ -18,7 +18,6 @@ import pytest
 from click.testing import CliRunner
 
 from emoprep.cli import main as emoprep
-from emoprep.media import audio as media_audio
 from emotrain.cli import main as emotrain
 
 SHARED = ["ang", "hap", "neu", "sad"]
@@ -38,14 +37,6 @@ RAVDESS_FOLDS = {
     "actor-3": {"test": "actor02", "val": "actor01", "train": "actor03"},
 }
 GENDER = {"1001": "M", "1002": "F", "1003": "M", "actor01": "M", "actor02": "F", "actor03": "M"}
-
-# RAVDESS's audio is the mp4's own AAC stream: extract reads it with read_audio_stream, which is
-# written on the `predict` branch. Until that lands these tests are skipped, with this reason shown.
-needs_audio_stream = pytest.mark.skipif(
-    not hasattr(media_audio, "read_audio_stream"),
-    reason="RAVDESS needs emoprep.media.audio.read_audio_stream (branch predict, not merged yet)",
-)
-
 
 def invoke(cli, *args: str) -> str:
     result = CliRunner().invoke(cli, list(args))
@@ -155,12 +146,10 @@ def test_crema_d_all_six_classes_travel_into_the_run(crema_d: dict[str, Path], t
     assert "ang, hap, neu, sad" in result.output and "ang, dis, fea, hap, neu, sad" in result.output
 
 
-@needs_audio_stream
 def test_ravdess_shards_hold_the_actor_folds(ravdess: Path):
     check_shard_set(ravdess, SHARED, RAVDESS_FOLDS, "speech", per_actor=4)
 
 
-@needs_audio_stream
 def test_ravdess_fits_and_each_corpus_scores_the_other(ravdess: Path, crema_run: Path, crema_d: dict[str, Path],
                                                       tmp_path: Path):
     run = tmp_path / "ravdess"
