@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from emoprep.cli import main
 from emoprep.corpus.iemocap import read_corpus
 from emoprep.extract import (
-    MANIFEST, RECORD_FIELDS, ExtractOptions, Job, extract_utterance, failure_limit, run_extract,
+    MANIFEST, RECORD_FIELDS, ExtractOptions, Job, extract_utterance, failure_limit, run_extract, share_of,
 )
 from emoprep.corpus.base import RecipeOptions
 from emoprep.corpus.iemocap import read_clips
@@ -37,7 +37,7 @@ CLEAN = {"options": RecipeOptions(settings={"improvised_only": "1"}), "limit": 1
 CLEAN_ARGS = ["--improvised-only", "--limit", "12"]
 
 
-def extract_into(corpus: Path, work: Path, detector: str = "haar", workers: int = 1, **kw):
+def extract_into(corpus: Path, work: Path, detector: str = "centerface", workers: int = 1, **kw):
     options = {**CLEAN, **kw}
     clips = read_clips(corpus, options.pop("options"))
     return run_extract(ExtractOptions(clips=clips, work=work, detector=DetectorSpec(detector),
@@ -76,7 +76,7 @@ def test_manifest_has_every_kept_utterance_once_in_id_order(synth_corpus, clean_
     rows = table.to_pylist()
     assert [r["utterance_id"] for r in rows] == sorted(clip.clip_id for clip in kept)
     assert all(r["status"] == "ok" and r["error"] is None for r in rows), rows
-    assert {r["detector"] for r in rows} == {"haar"} and all(r["seconds"] > 0 for r in rows)
+    assert {r["detector"] for r in rows} == {"centerface"} and all(r["seconds"] > 0 for r in rows)
     assert (summary.utterances, summary.ok, summary.failed, summary.processed) == (12, 12, 0, 12)
     for row in rows:
         record = json.loads((work / "records" / row["speaker"] / f"{row['utterance_id']}.json").read_text())
@@ -129,12 +129,33 @@ def test_two_workers_write_exactly_what_one_worker_writes(synth_corpus, clean_wo
     assert media_hashes(tmp_path / "w2") == media_hashes(work)
 
 
+def test_parts_of_a_job_array_fill_one_work_folder_then_one_plain_run_writes_the_manifest(
+        synth_corpus, clean_work, tmp_path):
+    work, _ = clean_work
+    shared = tmp_path / "array"
+    third = extract_into(synth_corpus, shared, part=(3, 3))  # parts may run in any order
+    assert (third.processed, third.utterances) == (4, 4) and not (shared / MANIFEST).exists()
+    first = extract_into(synth_corpus, shared, part=(1, 3))
+    assert first.processed == 4 and not (shared / MANIFEST).exists()
+    again = extract_into(synth_corpus, shared, part=(1, 3))  # a re-run of a part resumes it
+    assert (again.processed, again.resumed) == (0, 4)
+    extract_into(synth_corpus, shared, part=(2, 3))
+    final = extract_into(synth_corpus, shared)
+    assert (final.processed, final.resumed) == (0, 12)
+    assert manifest_rows(shared) == manifest_rows(work) and media_hashes(shared) == media_hashes(work)
+
+
+def test_a_part_is_k_of_n():
+    assert [share_of(list(range(7)), (k, 3)) for k in (1, 2, 3)] == [[0, 3, 6], [1, 4], [2, 5]]
+    assert cli("--iemocap", ".", "--out", "w", "--part", "4/3").exit_code == 2
+
+
 def test_a_run_killed_midway_resumes_to_what_an_uninterrupted_run_writes(synth_corpus, clean_work, tmp_path):
     work, _ = clean_work
     resumed = tmp_path / "killed"
     emoprep = Path(sys.executable).with_name("emoprep")
     process = subprocess.Popen(
-        [str(emoprep), "extract", "--iemocap", str(synth_corpus), "--out", str(resumed), "--face-detector", "haar",
+        [str(emoprep), "extract", "--iemocap", str(synth_corpus), "--out", str(resumed), "--face-detector", "centerface",
          "--workers", "1", *CLEAN_ARGS],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
@@ -322,7 +343,7 @@ def test_a_corpus_without_kept_utterances_exits_2(tmp_path):
 
 
 def test_sfd_without_weights_exits_2_and_says_what_to_do(synth_corpus, tmp_path):
-    result = cli("--iemocap", str(synth_corpus), "--out", str(tmp_path / "work"),
+    result = cli("--iemocap", str(synth_corpus), "--out", str(tmp_path / "work"), "--face-detector", "sfd",
                  "--detector-weights", str(tmp_path / "none.pth"))
     assert result.exit_code == 2 and "none.pth" in result.output and "--face-detector haar" in result.output
 
