@@ -58,8 +58,7 @@ demo-corpus: install
 	@test -n "$(DEMO_SYNTH_$(CORPUS))" || { echo "CORPUS=$(CORPUS): choose iemocap, crema-d or ravdess" >&2; exit 2; }
 	$(BIN)/emoprep synth --corpus $(CORPUS) --out $(DATA)/$(CORPUS)/synth $(DEMO_SYNTH_$(CORPUS))
 	$(BIN)/emoprep labels --corpus $(CORPUS) --root $(DATA)/$(CORPUS)/synth --out $(DATA)/$(CORPUS)/labels.parquet
-	$(BIN)/emoprep extract --corpus $(CORPUS) --root $(DATA)/$(CORPUS)/synth --out $(DATA)/$(CORPUS)/work \
-		--face-detector haar
+	$(BIN)/emoprep extract --corpus $(CORPUS) --root $(DATA)/$(CORPUS)/synth --out $(DATA)/$(CORPUS)/work
 	$(BIN)/emoprep shard --work $(DATA)/$(CORPUS)/work --out $(DATA)/$(CORPUS)/shards
 	$(BIN)/emoprep verify $(DATA)/$(CORPUS)/shards
 	$(BIN)/emoprep inspect $(DATA)/$(CORPUS)/shards --out $(DATA)/$(CORPUS)/contact-sheet.png
