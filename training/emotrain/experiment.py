@@ -67,10 +67,6 @@ class Folds:
     family: str | None
     splits: tuple[str, ...]
 
-    @property
-    def label(self) -> str:
-        return self.splits[0] if self.family is None else self.family
-
 
 @dataclass(frozen=True)
 class Unit:
@@ -175,18 +171,13 @@ def run_experiment(base: TrainConfig, out: Path, seeds: int, configurations: Seq
     return results
 
 
-def check_run_matches(cfg: TrainConfig) -> None:
-    """Refuse to reuse or collect a run folder that was trained with other options."""
-    run = Path(cfg.out)
-    check_same_run(read_run_config(run), cfg, str(run / "config.json"))
-
-
 def is_finished(cfg: TrainConfig) -> bool:
-    """The run holds cfg.epochs epochs (or more) and a best checkpoint, under the same options."""
+    """The run holds cfg.epochs epochs (or more) and a best checkpoint; a run trained with other options
+    is refused (ConfigError naming them), never reused or collected."""
     run = Path(cfg.out)
     if not ((run / "last.pt").is_file() and (run / "best.pt").is_file()):
         return False
-    check_run_matches(cfg)
+    check_same_run(read_run_config(run), cfg, str(run / "config.json"))
     return load_checkpoint(run / "last.pt")["epoch"] >= cfg.epochs
 
 
