@@ -171,8 +171,17 @@ def test_table_shows_the_spread_over_runs():
     document = {"protocol": {"split": "loso", "family": "loso", "folds": ["loso-1", "loso-2"], "model": "small",
                              "epochs": 3, "batch_size": 4, "lr": 1e-3, "lr_step": 10, "seeds": [0, 1],
                              "select": "unweighted_nll"},
-                "rows": [row], "comparisons": [], "missing": [], "pooled_test_confusion": {}}
+                "rows": [row], "missing": [], "pooled_test_confusion": {},
+                "comparisons": [{"figure": "test_emotion_ua", "higher_is_better": True, "a": "MM-static",
+                                 "b": "MM-dynamic", "n": 10, "folds": 5, "mean_difference": -0.1, "ci_low": -0.15,
+                                 "ci_high": -0.05, "p": 0.002, "p_holm": 0.002, "p_fold": 0.0625, "holds": True,
+                                 "test": "exact paired permutation (sign-flip) test, two-sided", "smallest_p": 0.002}]}
     markdown = table_markdown(document)
+    assert "| MM-static | MM-dynamic | 10 | -10.0 | -15.0 to -5.0 | 0.002 | 0.002 | 0.0625 | yes |" in markdown
+    assert ("- test emotion UA: holds: MM-static over MM-dynamic by 10.0 points (B - A = MM-dynamic - MM-static: "
+            "95 % CI -15.0 to -5.0, Holm p 0.002; but fold by fold p = 0.0625, not below 0.05 (with 5 folds it "
+            "cannot be: the smallest attainable is 0.0625): the folds do not confirm it).") in markdown
+    assert "- test macro-F1: not tested" in markdown
     assert "| MM-dynamic | audio + video | 10 | 0.250 ± 0.050 | 0.25 ± 0.05 | 0.25 ± 0.05 | 0.25 ± 0.05 " \
            "| 25.0 ± 5.0 | 25.0 ± 5.0 |" in markdown
     assert "seeds [0, 1]" in markdown

@@ -254,16 +254,29 @@ def verdicts(comparisons: Sequence[dict]) -> list[str]:
             winner, loser = (c["b"], c["a"]) if b_better else (c["a"], c["b"])
             held.append(f"{winner} over {loser} by {scale * abs(c['mean_difference']):.{digits}f}{unit} "
                         f"(B - A = {c['b']} - {c['a']}: 95 % CI {scale * c['ci_low']:+.{digits}f} to "
-                        f"{scale * c['ci_high']:+.{digits}f}, Holm p {c['p_holm']:.3g})")
+                        f"{scale * c['ci_high']:+.{digits}f}, Holm p {c['p_holm']:.3g}"
+                        + fold_caveat(c) + ")")
         rest = len(tested) - len(held)
         best = min(tested, key=lambda c: c["p_holm"])
         if held:
-            lines.append(f"- {name}: holds: " + "; ".join(held) + f". The other {rest} difference(s) do not hold.")
+            lines.append(f"- {name}: holds: " + "; ".join(held) + "."
+                         + (f" The other {rest} difference(s) do not hold." if rest else ""))
         else:
             lines.append(f"- {name}: no difference holds among the {len(tested)} pairs (smallest Holm-adjusted "
                          f"p {best['p_holm']:.3g}, {best['a']} vs {best['b']}; the smallest attainable raw p with "
                          f"{best['n']} pairs is {best['smallest_p']:.3g}).")
     return lines
+
+
+def fold_caveat(comparison: dict) -> str:
+    """Where the runs agree but the folds cannot confirm it (the fold-level p is the stricter test)."""
+    p_fold = comparison.get("p_fold")
+    if p_fold is None or p_fold < ALPHA:
+        return ""
+    folds = comparison["folds"]
+    floor = smallest_p(folds)
+    why = f" (with {folds} folds it cannot be: the smallest attainable is {floor:.3g})" if floor >= ALPHA else ""
+    return f"; but fold by fold p = {p_fold:.3g}, not below {ALPHA}{why}: the folds do not confirm it"
 
 
 def ranking(rows: Sequence[dict], column: str) -> list[str]:
