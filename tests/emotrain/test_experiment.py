@@ -107,7 +107,7 @@ def test_a_family_of_five_folds_gives_a_cross_validated_table_with_paired_tests(
     assert "cross-validated" in markdown and "5 folds: loso-1, loso-2, loso-3, loso-4, loso-5" in markdown
     assert "## Paired comparisons: test emotion UA" in markdown
     assert "smallest attainable p is 0.0625" in markdown
-    assert "- test emotion UA: no difference holds among the 1 pairs" in markdown
+    assert "- test emotion UA: no difference holds among the 1 comparison(s)" in markdown
     assert (out / "loso-3" / "MM-static" / "seed-0" / "best.pt").is_file()
     for figure in ("fig2.png", "folds.png", "weights.png", "confusion-MM-static.png"):
         assert (out / figure).read_bytes()[:8] == PNG_MAGIC, figure

@@ -262,7 +262,7 @@ def verdicts(comparisons: Sequence[dict]) -> list[str]:
             lines.append(f"- {name}: holds: " + "; ".join(held) + "."
                          + (f" The other {rest} difference(s) do not hold." if rest else ""))
         else:
-            lines.append(f"- {name}: no difference holds among the {len(tested)} pairs (smallest Holm-adjusted "
+            lines.append(f"- {name}: no difference holds among the {len(tested)} comparison(s) (smallest Holm-adjusted "
                          f"p {best['p_holm']:.3g}, {best['a']} vs {best['b']}; the smallest attainable raw p with "
                          f"{best['n']} pairs is {best['smallest_p']:.3g}).")
     return lines
@@ -349,6 +349,7 @@ def plot_figure2(results: Sequence[RunResult], configurations: Sequence[Configur
     """Joint loss against epoch (train and validation; static vs dynamic; unimodal vs multimodal), the
     unweighted L_e + L_g of every configuration, and the weights: means over folds and seeds, band +- 1 std."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     names = [c.name for c in configurations]
     colour = colours(configurations)
@@ -377,6 +378,8 @@ def plot_figure2(results: Sequence[RunResult], configurations: Sequence[Configur
     weights_axis.axhline(0.5, color="grey", linewidth=0.5)
     weights_axis.set(title="task weights (w_gender = 1 - w_emotion)", xlabel="epoch", ylabel="w_emotion")
     weights_axis.legend(fontsize=7)
+    for axis in axes:
+        axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     fig.suptitle(f"means over folds and seeds ({len({(r.unit.fold, r.unit.seed) for r in results})} runs "
                  "per configuration at most)", fontsize=9)
     save_figure(fig, path)
@@ -411,6 +414,7 @@ def plot_folds(results: Sequence[RunResult], configurations: Sequence[Configurat
 def plot_weights(results: Sequence[RunResult], configurations: Sequence[Configuration], path: Path) -> None:
     """w_emotion against epoch: every run thin, the configuration's mean thick."""
     from matplotlib.figure import Figure
+    from matplotlib.ticker import MaxNLocator
 
     colour = colours(configurations)
     fig = Figure(figsize=(8, 4.5), layout="constrained")
@@ -426,5 +430,6 @@ def plot_weights(results: Sequence[RunResult], configurations: Sequence[Configur
     axis.axhline(0.5, color="grey", linewidth=0.5)
     axis.set(xlabel="epoch", ylabel="w_emotion (w_gender = 1 - w_emotion)",
              title="task weights of every run (thin) and their mean (thick)")
+    axis.xaxis.set_major_locator(MaxNLocator(integer=True))
     axis.legend(fontsize=7)
     save_figure(fig, path)
