@@ -369,7 +369,8 @@ def plot_figure2(results: Sequence[RunResult], configurations: Sequence[Configur
                 axis.fill_between(epochs, mean - std, mean + std, color=colour[name], alpha=0.12, linewidth=0)
         axis.set_title(f"{title}\n(dashed: train, solid: validation; band: ± 1 std over runs)", fontsize=9)
         axis.set(xlabel="epoch", ylabel=key.replace("_", " "))
-        axis.legend(fontsize=7)
+        if chosen:  # a panel may have none of its configurations in this experiment
+            axis.legend(fontsize=7)
     weights_axis = axes[3]
     for name in names:
         epochs, mean, std = curve_band(runs_of(results, name), "val", "w_emotion")
