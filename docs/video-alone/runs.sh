@@ -12,5 +12,9 @@ fit static static 0.5,0.5 0
 fit emotion-only static 1,0 0
 fit uncertainty uncertainty 0.5,0.5 0
 fit dwa dwa 0.5,0.5 0
+fit dynamic dynamic 0.5,0.5 1
+fit static static 0.5,0.5 1
+fit emotion-only static 1,0 1
+fit dwa dwa 0.5,0.5 1
 python docs/video-alone/analyse.py random data/video/runs/{dynamic,static,emotion-only,uncertainty,dwa}/seed-0
 python docs/video-alone/plot.py docs/figures/video-alone.png
