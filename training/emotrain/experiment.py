@@ -37,7 +37,8 @@ from emotrain.data import ShardsError
 from emotrain.evaluate import evaluate_run
 from emotrain.experiment_report import write_reports
 from emotrain.provenance import record_invocation
-from emotrain.train import fit, read_metrics
+from emotrain.metrics_log import read_metrics
+from emotrain.train import fit
 
 MODES = ("all", "train", "collect")
 

@@ -30,10 +30,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from emotrain.checkpoint import write_atomic
-from emotrain.config import TrainConfig
+from emotrain.atomic import write_atomic
+from emotrain.config import TrainConfig, read_run_config
 from emotrain.metrics import plot_confusion, save_figure
-from emotrain.model import EMOTIONS
 from emotrain.provenance import read_provenance
 from emotrain.stats import compare_paired, holm, mean_and_std, sign_flip_test, smallest_p
 
@@ -79,17 +78,20 @@ def write_reports(out: Path, base: TrainConfig, folds: Folds, configurations: Se
     write_atomic(out / "table.md", table_markdown(document) + "\n")
     write_atomic(out / "README.md", reading(document, read_provenance(out)) + "\n")
     plot_figure2(results, present, out / "fig2.png")
-    plot_folds(results, present, folds, out / "folds.png")
+    plot_folds(results, present, folds, len(document["protocol"]["emotions"]), out / "folds.png")
     plot_weights(results, present, out / "weights.png")
     for name, matrix in confusion.items():
         counts = np.asarray(matrix)
-        plot_confusion(matrix, EMOTIONS, out / f"confusion-{name}.png",
+        plot_confusion(matrix, document["protocol"]["emotions"], out / f"confusion-{name}.png",
                        f"{name}: test, pooled over {len(runs_of(results, name))} runs ({counts.sum()} predictions)")
     return document
 
 
 def protocol(base: TrainConfig, folds: Folds, results: Sequence[RunResult]) -> dict:
-    return {"split": base.split, "family": folds.family, "folds": list(folds.splits), "model": base.model,
+    # The classes come from the shards (fit sets them): read them from a run rather than the base config.
+    emotions = read_run_config(results[0].run)["train"]["emotions"] if results else list(base.emotions)
+    return {"split": base.split, "family": folds.family, "folds": list(folds.splits), "emotions": emotions,
+            "model": base.model,
             "epochs": base.epochs, "batch_size": base.batch_size, "lr": base.lr, "lr_step": base.lr_step,
             "seeds": sorted({r.unit.seed for r in results}), "select": base.select}
 
@@ -203,11 +205,12 @@ def table_markdown(document: dict) -> str:
     lines += comparison_markdown(document["comparisons"], "test_emotion_ua")
     lines += ["", "## What holds", ""] + verdicts(document["comparisons"])
     lines += ["", "## Pooled test confusion matrices (rows true, columns predicted; every fold and seed)", ""]
+    emotions = p["emotions"]
     for name, matrix in document["pooled_test_confusion"].items():
-        lines += [f"**{name}**", "", "| true \\ predicted | " + " | ".join(EMOTIONS) + " | recall |",
-                  "|---|" + "---|" * (len(EMOTIONS) + 1)]
-        for label, counts in zip(EMOTIONS, matrix):
-            recall = f"{counts[EMOTIONS.index(label)] / sum(counts):.0%}" if sum(counts) else "-"
+        lines += [f"**{name}**", "", "| true \\ predicted | " + " | ".join(emotions) + " | recall |",
+                  "|---|" + "---|" * (len(emotions) + 1)]
+        for label, counts in zip(emotions, matrix):
+            recall = f"{counts[emotions.index(label)] / sum(counts):.0%}" if sum(counts) else "-"
             lines.append(f"| {label} | " + " | ".join(str(n) for n in counts) + f" | {recall} |")
         lines.append("")
     lines += ["Every figure's comparisons, with the runs' own figures, are in table.json."]
@@ -387,7 +390,7 @@ def plot_figure2(results: Sequence[RunResult], configurations: Sequence[Configur
 
 
 def plot_folds(results: Sequence[RunResult], configurations: Sequence[Configuration], folds: Folds,
-               path: Path) -> None:
+               classes: int, path: Path) -> None:
     """Test UA of each configuration on each fold (mean over seeds, seeds as dots), one line per configuration."""
     from matplotlib.figure import Figure
 
@@ -404,7 +407,7 @@ def plot_folds(results: Sequence[RunResult], configurations: Sequence[Configurat
                  for f in folds.splits if any(r.unit.fold == f for r in mine)]
         axis.plot([x for x, _ in means], [y for _, y in means], "-o", color=colour[configuration.name],
                   label=configuration.name)
-    axis.axhline(100 / len(EMOTIONS), color="grey", linewidth=0.5, linestyle=":", label="chance")
+    axis.axhline(100 / classes, color="grey", linewidth=0.5, linestyle=":", label="chance")
     axis.set_xticks(range(len(folds.splits)), folds.splits)
     axis.set(xlabel="fold (held-out test part)", ylabel="test emotion UA %",
              title="each configuration on each fold (line: mean over seeds; dots: seeds)")
