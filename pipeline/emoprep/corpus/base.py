@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-# The four classes shared with IEMOCAP's common protocol: the default, so that a model
-# trained on one corpus can be scored on another. Integer label order of the shard format.
-SHARED_EMOTIONS = ("ang", "hap", "neu", "sad")
-GENDERS = ("F", "M")
+# SHARED_EMOTIONS, the four classes every corpus maps to by default (so that a model trained on
+# one corpus can be scored on another), and GENDERS are the shard format's: defined there once.
+from shardformat import GENDERS, SHARED_EMOTIONS  # noqa: F401 (re-exported to the recipes)
+
 CLASS_SETS = ("shared", "all")  # `--classes`: the shared four, or the corpus's full set
 REGIONS = ("left", "right", "full")  # the part of the frame that shows the speaker
 CROP_POLICIES = ("paper", "face")  # crop side: the seed paper's 224 source pixels, or from the face's size

@@ -19,14 +19,13 @@ from pathlib import Path
 
 import numpy as np
 import soundfile as sf
+from shardformat import MAX_AUDIO_SAMPLES as MAX_SAMPLES  # 96,000: 6 s, the format's cap
+from shardformat import SAMPLE_RATE
 
 from emoprep.atomic import write_bytes
 from emoprep.media.bad_input import BadInput
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 
-SAMPLE_RATE = 16_000
-MAX_SECONDS = 6
-MAX_SAMPLES = SAMPLE_RATE * MAX_SECONDS  # 96,000
 _TAIL_SECONDS = 0.1  # decoded past a window's end, then cut off (read_audio_stream)
 
 

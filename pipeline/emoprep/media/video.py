@@ -28,13 +28,13 @@ from pathlib import Path
 import cv2
 import ffmpeg
 import numpy as np
+from shardformat import FPS, FRAME_SIZE  # the format's frame rate and crop size, defined once
 
 from emoprep.media.bad_input import BadInput
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 
-FPS = 25
 CROP_SIDE = 224  # the face crop in source pixels (the seed paper's)
-FACE_SIZE = 96  # ... and in the output
+FACE_SIZE = FRAME_SIZE  # ... and in the output (the shard format's frame size)
 # Decode this much past the window so the fps filter has the source frame it needs for the last output frame.
 _TAIL_SECONDS = 0.1
 

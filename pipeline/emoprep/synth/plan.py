@@ -12,11 +12,11 @@ from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
+from shardformat import SAMPLE_RATE  # the format's rate, defined once
 
 from emoprep.corpus.iemocap import KEPT_EMOTIONS, NO_MAJORITY, category_code, speaker_side
 from emoprep.synth.signal import FaceParams, VoiceParams, draw_face, draw_voice
 
-SAMPLE_RATE = 16_000
 # Utterance times lie on a 1/16 s grid (1,000 samples): exact in 4 decimals and in binary,
 # so round(), floor() and int() of `seconds * 16000` all give the same sample index.
 GRID = SAMPLE_RATE // 16
