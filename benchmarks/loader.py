@@ -50,8 +50,7 @@ import torch
 
 from report import best_times, read_tar_members, table, write_json  # benchmarks/report.py: run as scripts, beside it
 from emotrain.data import MODALITIES, Part, ShardsError, eval_loader, read_part
-from emotrain.model import SAMPLES_PER_STEP
-from shardformat import MAX_STEPS, SAMPLE_RATE
+from shardformat import MAX_STEPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 WORKERS = (0, 1, 2)
 TRAIN_STEP_JSON = Path(__file__).resolve().parent / "results" / "train_step.json"
@@ -146,7 +145,7 @@ def gpu_projection(given: float | None, sample_seconds: float, train_step_json: 
     if not batch or not steps:
         raise SystemExit(f"{train_step_json}: no h100_batch or H100 step time in it; run benchmarks/train_step.py again")
     return {"samples_per_s": {label: batch / s for label, s in steps.items()},
-            "sample_s": figures.get("steps", MAX_STEPS) * SAMPLES_PER_STEP / SAMPLE_RATE,
+            "sample_s": figures.get("steps", MAX_STEPS) * SAMPLES_PER_FRAME / SAMPLE_RATE,
             "source": f"{train_step_json} (H100, batch {batch})"}
 
 
@@ -160,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="timings are the best of this many passes")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="least length of a pass at workers 0")
     parser.add_argument("--gpu-samples-per-s", type=float, help="GPU training throughput to feed (default: projected)")
-    parser.add_argument("--gpu-sample-seconds", type=float, default=MAX_STEPS * SAMPLES_PER_STEP / SAMPLE_RATE,
+    parser.add_argument("--gpu-sample-seconds", type=float, default=MAX_STEPS * SAMPLES_PER_FRAME / SAMPLE_RATE,
                         help="utterance length that --gpu-samples-per-s is for (default 6)")
     parser.add_argument("--train-step-json", type=Path, default=TRAIN_STEP_JSON,
                         help="train_step.py's --json, read for the projection (default: benchmarks/results/train_step.json)")

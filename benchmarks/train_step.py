@@ -45,8 +45,9 @@ from torch.utils.flop_counter import FlopCounterMode
 from report import write_json  # benchmarks/report.py: run as scripts, beside it
 from emotrain.data import collate, decode_sample
 from emotrain.fftconv import next_fast_len, same_padding
-from emotrain.model import FRAME_SIZE, SAMPLE_RATE, SAMPLES_PER_STEP, ModelConfig, build_model
+from emotrain.model import ModelConfig, build_model
 from emotrain.weighting import build_weighting
+from shardformat import FRAME_SIZE, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 PARTS = ("data", "audio", "visual", "lstm+heads", "backward", "optimizer")
 
@@ -62,7 +63,7 @@ BANDWIDTH_UTILISATION = 0.50
 
 def shard_sample(key: str, steps: int, rng: np.random.Generator) -> dict:
     """A raw sample as WebDataset yields it from a shard: JSON, FLAC and stacked-JPEG bytes."""
-    samples = steps * SAMPLES_PER_STEP
+    samples = steps * SAMPLES_PER_FRAME
     audio = (rng.standard_normal(samples) * 3000).astype(np.int16)
     flac = io.BytesIO()
     sf.write(flac, audio, SAMPLE_RATE, format="FLAC", subtype="PCM_16")
@@ -164,7 +165,7 @@ def fft_path_estimate(config: ModelConfig, steps: int) -> dict[str, float]:
     per-sample spectra and signals about 12 passes each.
     """
     channels = config.audio_channels
-    length = steps * SAMPLES_PER_STEP // 2
+    length = steps * SAMPLES_PER_FRAME // 2
     _, right = same_padding(config.audio_long_kernel)
     n = next_fast_len(max(length + right, config.audio_long_kernel))
     bins = n // 2 + 1
@@ -184,7 +185,7 @@ def per_sample_counts(config: ModelConfig, steps: int) -> dict[str, float]:
         with torch.device("meta"):
             direct = build_model(replace(config, audio_conv="direct", visual_weights=None))
             fft = build_model(replace(config, audio_conv="fft", visual_weights=None))
-        audio = torch.zeros(1, steps * SAMPLES_PER_STEP, device="meta")
+        audio = torch.zeros(1, steps * SAMPLES_PER_FRAME, device="meta")
         frames = torch.zeros(steps, 3, FRAME_SIZE, FRAME_SIZE, device="meta")
         lengths = torch.full((1,), steps, dtype=torch.int64)
         counts: dict[str, float] = {"lstm_flops": lstm_flops(config, steps)}

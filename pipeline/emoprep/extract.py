@@ -37,7 +37,7 @@ import pyarrow.parquet as pq
 from emoprep.atomic import atomic_path, is_temporary, write_bytes
 from emoprep.corpus.base import ClipRecord, CorpusClips
 from emoprep.labels import labels_table
-from emoprep.media.audio import MAX_SAMPLES, SAMPLE_RATE, Waveform, read_waveform, write_flac
+from emoprep.media.audio import MAX_SAMPLES, SAMPLE_RATE, Waveform, read_audio_stream, read_waveform, write_flac
 from emoprep.media.bad_input import BadInput
 from emoprep.media.face_track import crop_origins, cut_crops, fixed_centre, sample_frames, track_centres
 from emoprep.media.faces import DetectorSpec, DetectorUnavailable, FaceDetector, build_detector, resolve
@@ -78,7 +78,7 @@ class Job:
 
 @dataclass(frozen=True)
 class Record:
-    """What extraction did for one utterance; WORK/records/<dialog>/<utt>.json, and its manifest columns."""
+    """What extraction did for one utterance; WORK/records/<speaker>/<utt>.json, and its manifest columns."""
 
     utterance_id: str
     status: str  # "ok" | "failed"
@@ -197,8 +197,6 @@ def read_audio(job: Job) -> Waveform:
     """The utterance's first 6 s of audio: a sound file as it is, or a window of any file's audio stream."""
     if job.audio_window is None and Path(job.audio_path).suffix.lower() in SOUND_FILES:
         return read_waveform(job.audio_path)
-    from emoprep.media.audio import read_audio_stream  # TODO(lead): top-level once the predict branch lands
-
     start, end = job.audio_window or (0.0, None)
     seconds = MAX_SECONDS if end is None else min(end - start, MAX_SECONDS)
     return read_audio_stream(job.audio_path, start, seconds)

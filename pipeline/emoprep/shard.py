@@ -273,8 +273,8 @@ def plan_shards(items: Sequence[WorkItem], splits: Sequence[SplitSpec], seed: in
 
     A shard holds one speaker and one group (and, for the groups a random split draws from,
     one of its parts), so that every split is a plain list of shards. Shuffling before cutting
-    mixes dialogs, and so classes, within every shard (IEMOCAP's improvised dialogs each have
-    a dominant emotion). Near-equal cuts (sizes differ by at most one) keep shard lengths even.
+    mixes recordings, and so classes, within every shard (where a recording has a dominant
+    emotion, an id-sorted shard would be nearly one class). Near-equal cuts (sizes differ by at most one) keep shard lengths even.
     """
     if max_samples_per_shard < 1:
         raise ValueError("max_samples_per_shard must be at least 1")

@@ -20,13 +20,16 @@ def test_two_processes_finish_and_validate_like_one(tmp_path):
     run = tmp_path / "run"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                "-m", "emotrain.cli", "fit", "--shards", str(fake.root), "--split", "paper", "--out", str(run),
-               "--model", "small", "--device", "cpu", "--workers", "0", "--batch-size", "3", "--epochs", "2"]
+               "--model", "small", "--device", "cpu", "--workers", "0", "--batch-size", "3", "--epochs", "2",
+               "--tensorboard"]
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=300)
     except subprocess.TimeoutExpired as exn:
         pytest.fail(f"torchrun did not finish in 300 s (a rank waiting on another?): {exn.stderr}")
     assert done.returncode == 0, done.stdout + done.stderr
     assert done.stdout.count("epoch 2/2 |") == 1  # only rank 0 prints
+    for part in ("train", "val"):  # only rank 0 writes: one event file per part
+        assert len(list((run / "tensorboard" / part).glob("events.out.tfevents.*"))) == 1, part
 
     rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
     assert [(r["epoch"], r["part"]) for r in rows] == [(1, "train"), (1, "val"), (2, "train"), (2, "val")]

@@ -8,11 +8,9 @@ import warnings
 import pytest
 import torch
 import torch.nn.functional as F
+from shardformat import GENDERS, SAMPLE_RATE, SAMPLES_PER_FRAME, SHARED_EMOTIONS
 
 from emotrain.model import (
-    EMOTIONS,
-    GENDERS,
-    SAMPLES_PER_STEP,
     EmotionGenderNet,
     ModelConfig,
     build_model,
@@ -49,11 +47,11 @@ def _count(model: torch.nn.Module) -> int:
 
 def _batch(batch: int, steps: int, lengths: list[int], seed: int = 0):
     generator = torch.Generator().manual_seed(seed)
-    audio = torch.randn(batch, steps * SAMPLES_PER_STEP, generator=generator)
+    audio = torch.randn(batch, steps * SAMPLES_PER_FRAME, generator=generator)
     frames = torch.randint(0, 256, (batch, steps, 3, 96, 96), dtype=torch.uint8, generator=generator)
     lengths_t = torch.tensor(lengths, dtype=torch.int64)
     for i, n in enumerate(lengths):  # what the loader guarantees: zeros past the valid steps
-        audio[i, n * SAMPLES_PER_STEP :] = 0
+        audio[i, n * SAMPLES_PER_FRAME :] = 0
         frames[i, n:] = 0
     return audio, frames, lengths_t
 
@@ -86,7 +84,7 @@ def test_output_shapes(name, modality):
     audio, frames, lengths = _batch(2, 3, [3, 2])
     with torch.no_grad():
         emotion, gender = model(audio if "a" in modality else None, frames if "v" in modality else None, lengths)
-    assert emotion.shape == (2, len(EMOTIONS)) and gender.shape == (2, len(GENDERS))
+    assert emotion.shape == (2, len(SHARED_EMOTIONS)) and gender.shape == (2, len(GENDERS))
     assert torch.isfinite(emotion).all() and torch.isfinite(gender).all()
 
 
@@ -99,7 +97,7 @@ def test_padding_invariance(name, audio_conv):
     audio, frames, lengths = _batch(2, 3, [3, 1], seed=1)
     with torch.no_grad():
         emotion, gender = model(audio, frames, lengths)
-        alone_emotion, alone_gender = model(audio[1:, :SAMPLES_PER_STEP], frames[1:, :1], lengths[1:])
+        alone_emotion, alone_gender = model(audio[1:, :SAMPLES_PER_FRAME], frames[1:, :1], lengths[1:])
     torch.testing.assert_close(emotion[1:], alone_emotion, atol=1e-5, rtol=0)
     torch.testing.assert_close(gender[1:], alone_gender, atol=1e-5, rtol=0)
 
@@ -121,7 +119,7 @@ def test_padding_content_is_ignored():
     model = build_model(ModelConfig(name="small")).eval()
     audio, frames, lengths = _batch(2, 5, [5, 3], seed=2)
     noisy_audio, noisy_frames = audio.clone(), frames.clone()
-    noisy_audio[1, 3 * SAMPLES_PER_STEP :] = 7.0
+    noisy_audio[1, 3 * SAMPLES_PER_FRAME :] = 7.0
     noisy_frames[1, 3:] = 200
     with torch.no_grad():
         clean = model(audio, frames, lengths)
@@ -167,16 +165,16 @@ def test_small_model_learns_a_synthetic_task():
     """Emotion is a tone's pitch in the audio, gender a frame's brightness: both heads must learn their branch's cue."""
     torch.manual_seed(0)
     steps, count = 4, 8
-    emotion = torch.arange(count) % len(EMOTIONS)
-    gender = (torch.arange(count) // len(EMOTIONS)) % len(GENDERS)
+    emotion = torch.arange(count) % len(SHARED_EMOTIONS)
+    gender = (torch.arange(count) // len(SHARED_EMOTIONS)) % len(GENDERS)
     lengths = torch.tensor([steps - (i % 3) for i in range(count)], dtype=torch.int64)
-    t = torch.arange(steps * SAMPLES_PER_STEP) / 16000
+    t = torch.arange(steps * SAMPLES_PER_FRAME) / SAMPLE_RATE
     pitch = torch.tensor([200.0, 500.0, 1200.0, 3000.0])[emotion]
     audio = torch.sin(2 * math.pi * pitch[:, None] * t) + 0.1 * torch.randn(count, t.numel())
     frames = (60 + 120 * gender).view(count, 1, 1, 1, 1).expand(count, steps, 3, 96, 96).to(torch.uint8).clone()
     frames = (frames.float() + 20 * torch.randn(frames.shape)).clamp(0, 255).to(torch.uint8)
     for i, n in enumerate(lengths.tolist()):
-        audio[i, n * SAMPLES_PER_STEP :] = 0
+        audio[i, n * SAMPLES_PER_FRAME :] = 0
         frames[i, n:] = 0
     model = build_model(ModelConfig(name="small", dropout=0.1))
     optimizer = torch.optim.Adam(model.parameters(), lr=2e-3)

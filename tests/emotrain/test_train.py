@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from click.testing import CliRunner
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from emotrain.cli import main
-from emotrain.evaluate import Objective
+from emotrain.objective import Objective
 from emotrain.metrics import SCALAR_KEYS
+from emotrain.metrics_log import TENSORBOARD_KEYS
 from tests.emotrain.shard_factory import make_shards, rewrite_member
 
 REQUIRED_KEYS = {"epoch", "part", "joint_loss", "unweighted_nll", "emotion_nll", "gender_nll", "emotion_nll_sum",
@@ -76,6 +79,7 @@ def test_fit_learns_and_writes_the_run_folder(trained):
     config = json.loads((run / "config.json").read_text())
     assert config["train"]["model"] == "small" and config["model"]["modality"] == "av"
     assert "epoch 6/6" in output and "best val unweighted_nll" in output
+    assert not (run / "tensorboard").exists()  # only with --tensorboard
 
 
 def test_checkpoints_load_with_weights_only(trained):
@@ -118,6 +122,42 @@ def test_resume_gives_the_same_metrics_as_one_run(tiny, tmp_path):
     assert resumed.exit_code == 0, resumed.output
     assert "resuming" in resumed.output
     assert without_timing(rows_of(halted)) == without_timing(rows_of(straight))
+
+
+def tensorboard_scalars(run: Path, part: str) -> dict[str, list[tuple[int, float]]]:
+    """(step, value) of every scalar tag in RUN/tensorboard/<part>, as TensorBoard itself reads them."""
+    events = EventAccumulator(str(run / "tensorboard" / part))
+    events.Reload()
+    return {tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]}
+
+
+def test_tensorboard_events_hold_the_metrics_and_a_resume_repeats_no_epoch(tiny, tmp_path):
+    run = tmp_path / "run"
+    assert emotrain(*fit_args(tiny.root, run, "--epochs", "1", "--tensorboard")).exit_code == 0
+    after_one = (run / "last.pt").read_bytes()
+    assert emotrain(*fit_args(tiny.root, run, "--epochs", "2", "--resume", "--tensorboard")).exit_code == 0
+    # As if epoch 2's metrics and events were written and training died before its last.pt:
+    # the resume trains epoch 2 again, and TensorBoard must show it once, the second time.
+    (run / "last.pt").write_bytes(after_one)
+    result = emotrain(*fit_args(tiny.root, run, "--epochs", "3", "--resume", "--tensorboard"))
+    assert result.exit_code == 0, result.output
+    rows = rows_of(run)
+    assert [(r["epoch"], r["part"]) for r in rows] == [(e, p) for e in (1, 2, 3) for p in ("train", "val")]
+    for part in ("train", "val"):
+        scalars = tensorboard_scalars(run, part)
+        assert set(scalars) == set(TENSORBOARD_KEYS)
+        for key in TENSORBOARD_KEYS:
+            steps, values = zip(*scalars[key])
+            assert steps == (1, 2, 3), (part, key)
+            # Event files store float32; samples_per_s differs between the two epoch-2 attempts.
+            assert values == pytest.approx([r[key] for r in rows if r["part"] == part], rel=1e-6), (part, key)
+
+
+def test_tensorboard_missing_is_a_clear_error_before_the_run_folder(tiny, tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails as if not installed
+    result = emotrain(*fit_args(tiny.root, tmp_path / "run", "--epochs", "1", "--tensorboard"))
+    assert result.exit_code == 1 and "--tensorboard needs the tensorboard package" in result.output
+    assert not (tmp_path / "run").exists()
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tiny, tmp_path, monkeypatch):

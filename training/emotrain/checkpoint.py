@@ -1,4 +1,4 @@
-"""Checkpoints (RUN/last.pt, RUN/best.pt) and atomic writes for everything in a run folder.
+"""Checkpoints (RUN/last.pt, RUN/best.pt): writing them whole, reading them without unpickling.
 
 A checkpoint is a plain dict that `torch.load(..., weights_only=True)` reads: tensors, numbers,
 strings, lists and dicts only (RNG states are stored as tensors and lists, the configuration as
@@ -14,40 +14,21 @@ plain dicts), so loading one never runs pickled code.
 
 from __future__ import annotations
 
-import contextlib
-import os
 import random
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import torch
+
+# write_atomic is imported from here by experiment.py (being rewritten on another branch); once that
+# branch imports it from emotrain.atomic, this re-export goes.
+from emotrain.atomic import atomic_path, write_atomic  # noqa: F401
 
 CHECKPOINT_FORMAT = "emotrain-checkpoint-1"
 
 
 class CheckpointError(Exception):
     """A checkpoint that cannot be read, or that belongs to another configuration."""
-
-
-@contextlib.contextmanager
-def atomic_path(path: Path) -> Iterator[Path]:
-    """Yield a temporary path in `path`'s folder; on success it replaces `path` in one step."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        yield Path(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-def write_atomic(path: Path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        tmp.write_text(text, encoding="utf-8")
 
 
 def capture_rng() -> dict:
@@ -92,10 +73,3 @@ def load_checkpoint(path: Path, map_location: torch.device | str = "cpu") -> dic
         raise CheckpointError(f"{path}: format {found!r}, expected {CHECKPOINT_FORMAT!r}: "
                               "not a checkpoint written by this emotrain")
     return checkpoint
-
-
-def config_differences(saved: dict, current: dict, ignore: frozenset[str] = frozenset()) -> list[str]:
-    """`key: saved X, now Y` for every differing key of two flat config dicts, except `ignore`."""
-    return [f"{key}: saved {saved.get(key)!r}, now {current.get(key)!r}"
-            for key in sorted((set(saved) | set(current)) - ignore)
-            if saved.get(key) != current.get(key)]

@@ -22,7 +22,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from emotrain.checkpoint import config_differences, write_atomic
+from emotrain.atomic import write_atomic
 from emotrain.data import MODALITIES
 from emotrain.metrics import SELECTABLE
 from emotrain.model import ModelConfig
@@ -34,7 +34,7 @@ WEIGHTINGS = ("static", "dynamic", "uncertainty", "dwa")
 AUDIO_CONVS = ("direct", "fft", "auto")
 DEVICES = ("auto", "cpu", "cuda")
 # What may change when a run is resumed: where things are and how fast they go, not what is learnt.
-RESUMABLE_CHANGES = frozenset({"shards", "out", "epochs", "workers", "device", "strict"})
+RESUMABLE_CHANGES = frozenset({"shards", "out", "epochs", "workers", "device", "strict", "tensorboard"})
 
 
 class ConfigError(Exception):
@@ -64,6 +64,7 @@ class TrainConfig:
     select: str = "unweighted_nll"
     shuffle_buffer: int = 1000
     strict: bool = False
+    tensorboard: bool = False  # also log the metrics as TensorBoard events in RUN/tensorboard/
     emotions: tuple[str, ...] = SHARED_EMOTIONS  # the shards' classes: fit sets them from splits.json
 
     def __post_init__(self) -> None:
@@ -135,3 +136,10 @@ def check_same_run(saved: dict, cfg: TrainConfig, where: str) -> None:
     if differences:
         raise ConfigError(f"{where} was trained with another configuration: {'; '.join(differences)}. "
                           "Use the same options, or another --out for a new run.")
+
+
+def config_differences(saved: dict, current: dict, ignore: frozenset[str] = frozenset()) -> list[str]:
+    """`key: saved X, now Y` for every differing key of two flat config dicts, except `ignore`."""
+    return [f"{key}: saved {saved.get(key)!r}, now {current.get(key)!r}"
+            for key in sorted((set(saved) | set(current)) - ignore)
+            if saved.get(key) != current.get(key)]

@@ -25,6 +25,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from emotrain.atomic import atomic_path
+
 # Per-epoch scalar columns of metrics.csv, in order; metrics.jsonl adds confusion and more.
 SCALAR_KEYS = (
     "joint_loss", "unweighted_nll", "emotion_nll", "gender_nll", "emotion_nll_sum",
@@ -183,7 +185,5 @@ def plot_confusion(confusion: Sequence[Sequence[int]], labels: Sequence[str], pa
 
 def save_figure(fig, path: Path) -> None:
     """Write a matplotlib Figure as PNG, atomically."""
-    from emotrain.checkpoint import atomic_path
-
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)

@@ -44,18 +44,14 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 import torchvision
-from shardformat import SHARED_EMOTIONS
+from shardformat import FRAME_SIZE, GENDERS, SAMPLES_PER_FRAME, SHARED_EMOTIONS
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence
 
 from emotrain.fftconv import CONV_MODES, LongConv1d
 
-EMOTIONS = SHARED_EMOTIONS  # the default class set
-GENDERS = ("F", "M")
-SAMPLE_RATE = 16000
-SAMPLES_PER_STEP = 640  # 40 ms: one video frame at 25 fps
-FRAME_SIZE = 96
-POSITIONS_PER_STEP = SAMPLES_PER_STEP // 2  # after the 2x max-pool (8 kHz)
+# One LSTM step per video frame: SAMPLES_PER_FRAME (640, 40 ms) audio samples per step.
+POSITIONS_PER_STEP = SAMPLES_PER_FRAME // 2  # after the 2x max-pool (8 kHz)
 
 MODEL_NAMES = ("paper", "small")
 MODALITIES = ("av", "a", "v")
@@ -218,9 +214,9 @@ class AudioBranch(nn.Module):
 
     def forward(self, audio: Tensor, lengths: Tensor) -> Tensor:
         batch, samples = audio.shape
-        steps = samples // SAMPLES_PER_STEP
+        steps = samples // SAMPLES_PER_FRAME
         lengths = lengths.to(audio.device)
-        x = audio * _valid_mask(samples, lengths * SAMPLES_PER_STEP).to(audio.dtype)
+        x = audio * _valid_mask(samples, lengths * SAMPLES_PER_FRAME).to(audio.dtype)
         x = self.conv1(x[:, None, :])
         if self.relu:
             x = F.relu(x)
@@ -338,12 +334,12 @@ class EmotionGenderNet(nn.Module):
         steps = None
         if "a" in modality:
             if audio is None:
-                raise ValueError(f"modality {modality!r} needs audio (B, steps*{SAMPLES_PER_STEP}), got None")
-            if audio.dim() != 2 or audio.shape[0] != batch or audio.shape[1] % SAMPLES_PER_STEP or not audio.is_floating_point():
+                raise ValueError(f"modality {modality!r} needs audio (B, steps*{SAMPLES_PER_FRAME}), got None")
+            if audio.dim() != 2 or audio.shape[0] != batch or audio.shape[1] % SAMPLES_PER_FRAME or not audio.is_floating_point():
                 raise ValueError(
-                    f"audio must be float (B={batch}, S) with S a multiple of {SAMPLES_PER_STEP}, got {tuple(audio.shape)} {audio.dtype}"
+                    f"audio must be float (B={batch}, S) with S a multiple of {SAMPLES_PER_FRAME}, got {tuple(audio.shape)} {audio.dtype}"
                 )
-            steps = audio.shape[1] // SAMPLES_PER_STEP
+            steps = audio.shape[1] // SAMPLES_PER_FRAME
         if "v" in modality:
             if frames is None:
                 raise ValueError(f"modality {modality!r} needs frames (B, steps, 3, {FRAME_SIZE}, {FRAME_SIZE}) uint8, got None")
@@ -351,7 +347,7 @@ class EmotionGenderNet(nn.Module):
             if tuple(frames.shape) != expected or frames.dtype != torch.uint8:
                 raise ValueError(f"frames must be uint8 {expected}, got {tuple(frames.shape)} {frames.dtype}")
             if steps is not None and frames.shape[1] != steps:
-                raise ValueError(f"audio has {steps} steps of {SAMPLES_PER_STEP} samples but frames has {frames.shape[1]} steps")
+                raise ValueError(f"audio has {steps} steps of {SAMPLES_PER_FRAME} samples but frames has {frames.shape[1]} steps")
             steps = frames.shape[1]
         lengths_cpu = lengths.cpu()
         if batch == 0 or int(lengths_cpu.min()) < 1 or int(lengths_cpu.max()) > steps:

@@ -1,7 +1,9 @@
 """`emotrain fit`: the whole training loop, readable top to bottom.
 
-Sections: config and run folder, distributed setup, data, model (new or resumed), optimizer,
-wrap, then the loop: train an epoch, evaluate on validation, log, checkpoint.
+`fit` reads in order: the data (its parts and classes), the run folder (new, or resumed:
+`open_run`), the processes (one, or torchrun's: `joined_processes`), model and optimizer (new,
+or restored from last.pt: `restore_training`), the DDP wrap, then the loop: train an epoch,
+validate, log, checkpoint.
 
 - One device or many: under torchrun (RANK / WORLD_SIZE / LOCAL_RANK set) every process
   trains on its own batches in DistributedDataParallel (NCCL on GPUs, gloo on CPU); only
@@ -22,17 +24,14 @@ wrap, then the loop: train an epoch, evaluate on validation, log, checkpoint.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
-import json
 import math
 import os
 import random
 import sys
 import time
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 import click
@@ -41,26 +40,22 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
-from emotrain.checkpoint import (
-    capture_rng,
-    load_checkpoint,
-    restore_rng,
-    save_checkpoint,
-    write_atomic,
-)
+from emotrain.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config, run_document, write_run_config
 from emotrain.data import Batch, batches_per_rank, eval_loader, read_part, train_loader
-from emotrain.evaluate import (
+from emotrain.evaluate import evaluate_loader
+from emotrain.metrics import MetricSums, is_better, plot_curves
+# read_metrics: experiment.py imports it from here (being rewritten on another branch).
+from emotrain.metrics_log import TensorBoardLog, read_metrics, write_metrics
+from emotrain.objective import (
     Objective,
     add_losses,
     build_objective,
-    evaluate_loader,
     load_objective_state,
     prepare_for_device,
     resolve_device,
     score,
 )
-from emotrain.metrics import SCALAR_KEYS, MetricSums, is_better, plot_curves
 
 
 class NonFiniteLoss(Exception):
@@ -81,80 +76,50 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
     train_part = read_part(cfg.shards, cfg.split, "train")
     val_part = read_part(cfg.shards, cfg.split, "val")
     cfg = dataclasses.replace(cfg, emotions=train_part.emotions)
-
-    # --- config and run folder: refuse before any work what would overwrite or mix runs --------------
     run = Path(cfg.out)
-    checkpoint = None
-    if resume:
-        check_same_run(read_run_config(run), cfg, str(run / "config.json"))
-        checkpoint = load_checkpoint(run / "last.pt")
-        check_same_run(checkpoint["config"], cfg, str(run / "last.pt"))
-    elif (run / "last.pt").exists():
-        raise ConfigError(f"{run} already holds a run (last.pt); pass --resume to continue it, "
-                          "or choose another --out")
-
-    # --- distributed setup ----------------------------------------------------------------------------
-    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
-    rank = int(os.environ.get("RANK", 0))
-    world_size = int(os.environ.get("WORLD_SIZE", 1))
-    device = resolve_device(cfg.device, int(os.environ.get("LOCAL_RANK", 0)))
-    if distributed:
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    is_main = rank == 0
-    try:
+    checkpoint = open_run(run, cfg, resume)  # refuses, before any work, what would overwrite or mix runs
+    with joined_processes(cfg.device) as procs, ExitStack() as closing:
         on_error = "raise" if cfg.strict else "skip"
-        pin = device.type == "cuda"
-        n_batches = batches_per_rank(train_part, cfg.batch_size, world_size)
+        pin = procs.device.type == "cuda"
+        n_batches = batches_per_rank(train_part, cfg.batch_size, procs.world_size)
 
         # --- model (new or resumed) and optimizer ------------------------------------------------------
         seed_everything(cfg.seed)  # the same initial weights on every rank
-        objective = prepare_for_device(build_objective(cfg, from_checkpoint=resume), device)
+        objective = prepare_for_device(build_objective(cfg, from_checkpoint=resume), procs.device)
         # One optimizer for the network and the weighting's own parameters (the paper's lambdas).
         optimizer = torch.optim.Adam(objective.parameters(), lr=cfg.lr)
         scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=cfg.lr_step, gamma=cfg.lr_gamma)
         start_epoch, best, rows = 0, None, []
         if checkpoint is not None:
-            load_objective_state(objective, checkpoint, run / "last.pt")
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            scheduler.load_state_dict(checkpoint["scheduler"])
-            start_epoch, best = checkpoint["epoch"], checkpoint["best"]
-            rows = [r for r in read_metrics(run) if r["epoch"] <= start_epoch]
-            restore_rng(checkpoint["rng"])
-            if is_main:
+            start_epoch, best, rows = restore_training(run, checkpoint, objective, optimizer, scheduler)
+            if procs.is_main:
                 echo(f"resuming {run} after epoch {start_epoch} of {cfg.epochs}")
-        if rank:
-            seed_everything(cfg.seed * 1000 + rank)  # distinct dropout per rank
-        if is_main and not resume:  # only now: a bad split or model option leaves no run folder behind
+        if procs.rank:
+            seed_everything(cfg.seed * 1000 + procs.rank)  # distinct dropout per rank
+        board = None
+        if procs.is_main and cfg.tensorboard:  # before the run folder: it refuses if tensorboard is missing
+            board = closing.enter_context(TensorBoardLog(run, ("train", "val"), after_epoch=start_epoch))
+        if procs.is_main and not resume:  # only now: a bad split or model option leaves no run folder behind
             run.mkdir(parents=True, exist_ok=True)
             write_run_config(run, cfg)
+        step_module = wrap_for_ddp(objective, procs)
 
-        # --- wrap: DDP over model + weighting, so every learnable weight's gradient is all-reduced ---
-        step_module = objective
-        if distributed:
-            device_ids = [device.index] if device.type == "cuda" else None
-            step_module = DistributedDataParallel(objective, device_ids=device_ids)
-
-        # --- loop ---------------------------------------------------------------------------------
+        # --- loop: train an epoch, validate, log, checkpoint ----------------------------------------
         for epoch in range(start_epoch + 1, cfg.epochs + 1):
-            report = skip_reporter(rank, world_size)
+            report = skip_reporter(procs.rank, procs.world_size)
             loader = train_loader(train_part, modality=cfg.modality, batch_size=cfg.batch_size, epoch=epoch,
-                                  seed=cfg.seed, rank=rank, world_size=world_size, workers=cfg.workers,
+                                  seed=cfg.seed, rank=procs.rank, world_size=procs.world_size, workers=cfg.workers,
                                   shuffle_buffer=cfg.shuffle_buffer, on_error=on_error, pin_memory=pin)
-            with progress(loader, n_batches, f"epoch {epoch}/{cfg.epochs} train", is_main) as batches:
+            with progress(loader, n_batches, f"epoch {epoch}/{cfg.epochs} train", procs.is_main) as batches:
                 train_sums, train_seconds = train_epoch(step_module, objective, optimizer, batches, cfg,
-                                                        device, epoch, distributed, report)
-            if distributed:
-                # DDP sends rank 0's buffers (BatchNorm statistics) before each forward, so after the last
-                # step every rank holds its own; validate all ranks with rank 0's, the ones checkpointed.
-                for buffer in objective.buffers():
-                    dist.broadcast(buffer, src=0)
-            loader = eval_loader(val_part, modality=cfg.modality, batch_size=cfg.batch_size, rank=rank,
-                                 world_size=world_size, workers=cfg.workers, on_error=on_error, pin_memory=pin)
-            val_batches = math.ceil(val_part.samples / world_size / cfg.batch_size)
-            with progress(loader, val_batches, f"epoch {epoch}/{cfg.epochs} val", is_main) as batches:
-                val_sums, val_seconds = evaluate_loader(objective, batches, device, report)
+                                                        procs.device, epoch, procs.distributed, report)
+            if procs.distributed:
+                share_rank0_buffers(objective)
+            loader = eval_loader(val_part, modality=cfg.modality, batch_size=cfg.batch_size, rank=procs.rank,
+                                 world_size=procs.world_size, workers=cfg.workers, on_error=on_error, pin_memory=pin)
+            val_batches = math.ceil(val_part.samples / procs.world_size / cfg.batch_size)
+            with progress(loader, val_batches, f"epoch {epoch}/{cfg.epochs} val", procs.is_main) as batches:
+                val_sums, val_seconds = evaluate_loader(objective, batches, procs.device, report)
 
             weights = objective.weighting.weights()
             lr = optimizer.param_groups[0]["lr"]
@@ -167,23 +132,106 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
             if improved:
                 best = {"metric": cfg.select, "value": val[cfg.select], "epoch": epoch}
 
-            if is_main:
+            if procs.is_main:
                 # Metrics first: a resume drops rows past last.pt's epoch, never misses one.
                 write_metrics(run, rows)
                 plot_curves(rows, run / "curves.png")
-                state = {"epoch": epoch, "config": run_document(cfg), "model": objective.model.state_dict(),
-                         "weighting": objective.weighting.state_dict(), "optimizer": optimizer.state_dict(),
-                         "scheduler": scheduler.state_dict(), "rng": capture_rng(), "best": best}
+                if board is not None:
+                    board.add(train)
+                    board.add(val)
+                state = training_state(epoch, cfg, objective, optimizer, scheduler, best)
                 if improved:
                     save_checkpoint(run / "best.pt", state)
                 save_checkpoint(run / "last.pt", state)
                 echo(epoch_line(epoch, cfg.epochs, train, val, cfg.select, improved))
-            if distributed:
+            if procs.distributed:
                 dist.barrier()
         return FitResult(run, max(start_epoch, cfg.epochs), best, rows)
+
+
+def open_run(run: Path, cfg: TrainConfig, resume: bool) -> dict | None:
+    """The checkpoint to resume from (None for a new run), after refusing a run folder it would overwrite or mix."""
+    if not resume:
+        if (run / "last.pt").exists():
+            raise ConfigError(f"{run} already holds a run (last.pt); pass --resume to continue it, "
+                              "or choose another --out")
+        return None
+    check_same_run(read_run_config(run), cfg, str(run / "config.json"))
+    checkpoint = load_checkpoint(run / "last.pt")
+    check_same_run(checkpoint["config"], cfg, str(run / "last.pt"))
+    return checkpoint
+
+
+def restore_training(run: Path, checkpoint: dict, objective: Objective, optimizer: torch.optim.Optimizer,
+                     scheduler: torch.optim.lr_scheduler.LRScheduler) -> tuple[int, dict | None, list[dict]]:
+    """Load last.pt's weights, optimizer, schedule and RNG states; return its epoch, best, and metric rows so far.
+
+    Rows past the checkpoint's epoch (written before a crash that came before last.pt) are dropped:
+    those epochs are trained again.
+    """
+    load_objective_state(objective, checkpoint, run / "last.pt")
+    optimizer.load_state_dict(checkpoint["optimizer"])
+    scheduler.load_state_dict(checkpoint["scheduler"])
+    restore_rng(checkpoint["rng"])
+    epoch = checkpoint["epoch"]
+    return epoch, checkpoint["best"], [r for r in read_metrics(run) if r["epoch"] <= epoch]
+
+
+def training_state(epoch: int, cfg: TrainConfig, objective: Objective, optimizer: torch.optim.Optimizer,
+                   scheduler: torch.optim.lr_scheduler.LRScheduler, best: dict | None) -> dict:
+    """What last.pt and best.pt hold (emotrain.checkpoint's docstring lists it); restore_training reads it back."""
+    return {"epoch": epoch, "config": run_document(cfg), "model": objective.model.state_dict(),
+            "weighting": objective.weighting.state_dict(), "optimizer": optimizer.state_dict(),
+            "scheduler": scheduler.state_dict(), "rng": capture_rng(), "best": best}
+
+
+@dataclasses.dataclass(frozen=True)
+class Processes:
+    """This process among the training processes: one, or torchrun's several."""
+
+    distributed: bool
+    rank: int
+    world_size: int
+    device: torch.device
+
+    @property
+    def is_main(self) -> bool:
+        """Rank 0: the process that writes files and prints."""
+        return self.rank == 0
+
+
+@contextmanager
+def joined_processes(device_name: str) -> Iterator[Processes]:
+    """Under torchrun (RANK / WORLD_SIZE / LOCAL_RANK set) join the process group (NCCL on GPUs, gloo
+    on CPU) for the block and leave it after; otherwise one process on one device."""
+    distributed = "RANK" in os.environ and "WORLD_SIZE" in os.environ
+    device = resolve_device(device_name, int(os.environ.get("LOCAL_RANK", 0)))
+    procs = Processes(distributed, int(os.environ.get("RANK", 0)), int(os.environ.get("WORLD_SIZE", 1)), device)
+    if distributed:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        yield procs
     finally:
         if distributed:
             dist.destroy_process_group()
+
+
+def wrap_for_ddp(objective: Objective, procs: Processes) -> torch.nn.Module:
+    """The module a training step calls: DDP over model + weighting when distributed, so every learnable
+    weight's gradient is all-reduced; the objective itself otherwise."""
+    if not procs.distributed:
+        return objective
+    device_ids = [procs.device.index] if procs.device.type == "cuda" else None
+    return DistributedDataParallel(objective, device_ids=device_ids)
+
+
+def share_rank0_buffers(objective: Objective) -> None:
+    """DDP sends rank 0's buffers (BatchNorm statistics) before each forward, so after the last step every
+    rank holds its own; validate all ranks with rank 0's, the ones checkpointed."""
+    for buffer in objective.buffers():
+        dist.broadcast(buffer, src=0)
 
 
 def train_epoch(step_module: torch.nn.Module, objective: Objective, optimizer: torch.optim.Optimizer,
@@ -251,24 +299,3 @@ def epoch_line(epoch: int, epochs: int, train: dict, val: dict, select: str, imp
     return (f"epoch {epoch}/{epochs} | train {part(train)} | val {part(val)} | "
             f"w_e {train['w_emotion']:.3f} w_g {train['w_gender']:.3f} | {train['samples_per_s']:.1f} samples/s"
             + (f" | skipped {skipped}" if skipped else "") + (f" | best {select}" if improved else ""))
-
-
-CSV_COLUMNS = ("epoch", "part", *SCALAR_KEYS, "samples", "skipped", "lr")
-
-
-def write_metrics(run: Path, rows: list[dict]) -> None:
-    """RUN/metrics.jsonl (one object per epoch and part) and RUN/metrics.csv (its scalar columns)."""
-    write_atomic(run / "metrics.jsonl", "".join(json.dumps(r) + "\n" for r in rows))
-    table = io.StringIO()
-    writer = csv.DictWriter(table, fieldnames=CSV_COLUMNS, extrasaction="ignore", lineterminator="\n")
-    writer.writeheader()
-    writer.writerows(rows)
-    write_atomic(run / "metrics.csv", table.getvalue())
-
-
-def read_metrics(run: Path) -> list[dict]:
-    path = run / "metrics.jsonl"
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-

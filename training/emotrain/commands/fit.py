@@ -65,6 +65,8 @@ def parse_select(ctx: click.Context, param: click.Parameter, value: str) -> str:
                    "accepted; losses: lower is better, the others: higher).")
 @click.option("--shuffle-buffer", type=click.IntRange(1), default=DEFAULTS["shuffle_buffer"], show_default=True,
               help="Samples in the shuffle buffer (raw, ~0.5 MB each) per loader process.")
+@click.option("--tensorboard", is_flag=True,
+              help="Also write the metrics as TensorBoard events in OUT/tensorboard/ (tensorboard --logdir OUT).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--strict", is_flag=True, help="Stop at the first corrupt sample instead of skipping it.")
 def fit(resume: bool, **options) -> None:
@@ -72,13 +74,15 @@ def fit(resume: bool, **options) -> None:
 
     \b
     Writes OUT/config.json, OUT/last.pt, OUT/best.pt, OUT/metrics.jsonl, OUT/metrics.csv
-    and OUT/curves.png. Several processes (GPUs, or CPU with gloo) with torchrun.
+    and OUT/curves.png (and OUT/tensorboard/ with --tensorboard). Several processes (GPUs,
+    or CPU with gloo) with torchrun.
 
     \b
     Examples:
       emotrain fit --shards shards --split paper --out runs/av-dynamic
       emotrain fit --shards shards --split loso-1 --out runs/a-uncert --modality a --weighting uncertainty
       emotrain fit --shards shards --split paper --out runs/av-dynamic --epochs 30 --resume
+      emotrain fit --shards shards --split paper --out runs/av-dynamic --tensorboard
       torchrun --nproc_per_node 4 -m emotrain.cli fit --shards shards --split paper --out runs/ddp
     """
     try:
