@@ -17,7 +17,7 @@ import torch
 
 from emotrain.atomic import write_atomic
 from emotrain.checkpoint import load_checkpoint
-from emotrain.config import TrainConfig, check_same_run, read_run_config
+from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config
 from emotrain.data import Batch, ShardsError, eval_loader, read_part
 from emotrain.metrics import MetricSums, plot_confusion
 from emotrain.objective import (

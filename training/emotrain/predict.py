@@ -42,10 +42,11 @@ import webdataset as wds
 from shardformat import FRAME_SIZE, MAX_AUDIO_SAMPLES, MAX_STEPS, SAMPLES_PER_FRAME
 from torch import Tensor
 
-from emotrain.checkpoint import atomic_path
+from emotrain.atomic import atomic_path
 from emotrain.config import TrainConfig
 from emotrain.data import ReadShards, ShardsError, Skipped, eval_loader, frames_for_steps, normalise_audio, read_part
-from emotrain.evaluate import load_run, resolve_device
+from emotrain.evaluate import load_run
+from emotrain.objective import resolve_device
 from emotrain.model import GENDERS, EmotionGenderNet
 
 FILL_SAMPLES = 128  # training samples the branch means average over

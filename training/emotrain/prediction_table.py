@@ -23,7 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
-from emotrain.checkpoint import atomic_path, write_atomic
+from emotrain.atomic import atomic_path, write_atomic
 from emotrain.metrics import unweighted_accuracy, weighted_accuracy
 from emotrain.predict import WindowPrediction
 
