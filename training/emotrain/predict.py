@@ -46,8 +46,8 @@ from emotrain.atomic import atomic_path
 from emotrain.config import TrainConfig
 from emotrain.data import ReadShards, ShardsError, Skipped, eval_loader, frames_for_steps, normalise_audio, read_part
 from emotrain.evaluate import load_run
-from emotrain.objective import resolve_device
 from emotrain.model import GENDERS, EmotionGenderNet
+from emotrain.objective import resolve_device
 
 FILL_SAMPLES = 128  # training samples the branch means average over
 FILLS = ("mean", "zeros")
