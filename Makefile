@@ -24,7 +24,7 @@ test: install
 demo: install
 	$(BIN)/emoprep synth --out $(DATA)/synth
 	$(BIN)/emoprep labels --iemocap $(DATA)/synth --out $(DATA)/labels.parquet
-	$(BIN)/emoprep extract --iemocap $(DATA)/synth --out $(DATA)/work --face-detector haar
+	$(BIN)/emoprep extract --iemocap $(DATA)/synth --out $(DATA)/work  # the default detector: CenterFace, offline
 	$(BIN)/emoprep shard --work $(DATA)/work --out $(DATA)/shards
 	$(BIN)/emoprep verify $(DATA)/shards
 	$(BIN)/emoprep inspect $(DATA)/shards --out $(DATA)/contact-sheet.png

@@ -127,7 +127,8 @@ TABLE = ("detector", "workers", "utterances", "video_s", "floor_s", "extract_s",
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--workers", type=int, default=2, help="processes for both extract and the floor")
-    parser.add_argument("--detectors", default="haar,fixed", help="comma-separated: haar, fixed, sfd")
+    parser.add_argument("--detectors", default="centerface,haar,fixed",
+                        help="comma-separated: centerface, haar, fixed, sfd")
     parser.add_argument("--sessions", type=int, default=1)
     parser.add_argument("--dialogs-per-session", type=int, default=4)
     parser.add_argument("--utterances-per-dialog", type=int, default=20)

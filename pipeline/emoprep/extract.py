@@ -39,10 +39,16 @@ from emoprep.corpus.base import ClipRecord, CorpusClips
 from emoprep.labels import labels_table
 from emoprep.media.audio import MAX_SAMPLES, SAMPLE_RATE, Waveform, read_audio_stream, read_waveform, write_flac
 from emoprep.media.bad_input import BadInput
-from emoprep.media.face_track import crop_origins, cut_crops, fixed_centre, sample_frames, track_centres
+from emoprep.media.face_track import (
+    PAPER_FACE_SCALE, CropPolicy, FaceTrack, crop_origins, cut_crops, fixed_centre, follow_speaker, sample_frames, track_centres,
+    track_side,
+)
 from emoprep.media.faces import DetectorSpec, DetectorUnavailable, FaceDetector, build_detector, resolve
 from emoprep.media.video import FACE_SIZE, FPS, HalfGeometry, frames_in_window, half_geometry, probe, read_window
 
+# A recipe's `crop`: "paper" keeps the seed paper's fixed source side; "face" scales the crop to
+# the followed face, so near and far faces (full frames of any size) are framed alike.
+CROP_POLICIES = {"paper": CropPolicy(), "face": CropPolicy(face_scale=PAPER_FACE_SCALE)}
 SOUND_FILES = (".wav", ".flac", ".ogg")  # read by soundfile directly; any other audio source goes through ffmpeg
 
 MAX_SECONDS = MAX_SAMPLES / SAMPLE_RATE  # the window: 6 s of audio and of video
@@ -69,11 +75,12 @@ class Job:
     start: float
     end: float | None  # None: to the end of the video
     region: str  # "left" | "right" | "full"
+    crop: str = "paper"  # a key of CROP_POLICIES
 
     @classmethod
     def of(cls, clip: ClipRecord) -> Job:
         return cls(clip.clip_id, clip.speaker, clip.audio_path, clip.audio_window, clip.video_path,
-                   clip.start, clip.end, clip.region)
+                   clip.start, clip.end, clip.region, clip.crop)
 
 
 @dataclass(frozen=True)
@@ -225,26 +232,31 @@ def _extract_media(job: Job, detector: FaceDetector | None) -> _Media:
         warnings.append(f"video ended at {job.start + len(frames) / FPS:.2f} s: {len(frames)} of {expected} frames")
     if (note := waveform.conversion_note()) is not None:
         warnings.append(note)
-    centres, face_ratio = locate_faces(frames, detector, half, job.region)
-    if detector is not None and face_ratio == 0:
-        warnings.append(f"no face found by {detector.name}: the fixed crop was used")
-    origins = crop_origins(centres, FACE_SIZE, half.scaled_width, half.scaled_height)
-    return _Media(waveform, cut_crops(frames, origins, FACE_SIZE), face_ratio, tuple(warnings))
+    track = locate_faces(frames, detector, half, job.region, CROP_POLICIES[job.crop])
+    if detector is not None:
+        warnings.extend(track.warnings(detector.name))
+    origins = crop_origins(track.centres, track.side, half.scaled_width, half.scaled_height)
+    return _Media(waveform, cut_crops(frames, origins, track.side, FACE_SIZE), track.face_ratio, tuple(warnings))
 
 
 def locate_faces(
-    frames: np.ndarray, detector: FaceDetector | None, half: HalfGeometry, side: str
-) -> tuple[np.ndarray, float]:
-    """Per-frame crop centres in the scaled half, and the share of sampled frames where a face was found."""
+    frames: np.ndarray, detector: FaceDetector | None, half: HalfGeometry, side: str,
+    policy: CropPolicy = CropPolicy(),
+) -> FaceTrack:
+    """Where to crop each frame of the scaled region: the speaker's face followed over time, or the fixed box."""
+    fixed_side = min(FACE_SIZE, half.scaled_width, half.scaled_height)
     fixed = np.tile(fixed_centre(side, half.scaled_width, half.scaled_height), (len(frames), 1))
     if detector is None:
-        return fixed, 0.0
+        return FaceTrack(fixed, fixed_side, 0.0, 0)
     sampled = sample_frames(len(frames), DETECT_EVERY)
     detections = detector.detect(frames[sampled])
-    centres = track_centres(detections, sampled, len(frames), SMOOTH_SIGMA)
+    followed = follow_speaker(detections)
+    centres = track_centres(followed, sampled, len(frames), SMOOTH_SIGMA)
+    most_faces = max((len(boxes) for boxes in detections), default=0)
+    side_px = track_side(followed, policy, fixed_side, half.scaled_width, half.scaled_height)
     if centres is None:
-        return fixed, 0.0
-    return centres, sum(box is not None for box in detections) / len(sampled)
+        return FaceTrack(fixed, fixed_side, 0.0, most_faces)
+    return FaceTrack(centres, side_px, sum(box is not None for box in followed) / len(sampled), most_faces)
 
 
 # ---------------------------------------------------------------- workers
@@ -259,7 +271,7 @@ def _init_worker(work: str, spec: DetectorSpec) -> None:
     """
     import cv2
 
-    cv2.setNumThreads(1)
+    cv2.setNumThreads(1)  # also OpenCV's DNN module, which runs CenterFace
     if spec.name == "sfd":
         import torch
 

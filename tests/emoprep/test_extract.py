@@ -37,7 +37,7 @@ CLEAN = {"options": RecipeOptions(settings={"improvised_only": "1"}), "limit": 1
 CLEAN_ARGS = ["--improvised-only", "--limit", "12"]
 
 
-def extract_into(corpus: Path, work: Path, detector: str = "haar", workers: int = 1, **kw):
+def extract_into(corpus: Path, work: Path, detector: str = "centerface", workers: int = 1, **kw):
     options = {**CLEAN, **kw}
     clips = read_clips(corpus, options.pop("options"))
     return run_extract(ExtractOptions(clips=clips, work=work, detector=DetectorSpec(detector),
@@ -76,7 +76,7 @@ def test_manifest_has_every_kept_utterance_once_in_id_order(synth_corpus, clean_
     rows = table.to_pylist()
     assert [r["utterance_id"] for r in rows] == sorted(clip.clip_id for clip in kept)
     assert all(r["status"] == "ok" and r["error"] is None for r in rows), rows
-    assert {r["detector"] for r in rows} == {"haar"} and all(r["seconds"] > 0 for r in rows)
+    assert {r["detector"] for r in rows} == {"centerface"} and all(r["seconds"] > 0 for r in rows)
     assert (summary.utterances, summary.ok, summary.failed, summary.processed) == (12, 12, 0, 12)
     for row in rows:
         record = json.loads((work / "records" / row["speaker"] / f"{row['utterance_id']}.json").read_text())
@@ -134,7 +134,7 @@ def test_a_run_killed_midway_resumes_to_what_an_uninterrupted_run_writes(synth_c
     resumed = tmp_path / "killed"
     emoprep = Path(sys.executable).with_name("emoprep")
     process = subprocess.Popen(
-        [str(emoprep), "extract", "--iemocap", str(synth_corpus), "--out", str(resumed), "--face-detector", "haar",
+        [str(emoprep), "extract", "--iemocap", str(synth_corpus), "--out", str(resumed), "--face-detector", "centerface",
          "--workers", "1", *CLEAN_ARGS],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )
@@ -322,7 +322,7 @@ def test_a_corpus_without_kept_utterances_exits_2(tmp_path):
 
 
 def test_sfd_without_weights_exits_2_and_says_what_to_do(synth_corpus, tmp_path):
-    result = cli("--iemocap", str(synth_corpus), "--out", str(tmp_path / "work"),
+    result = cli("--iemocap", str(synth_corpus), "--out", str(tmp_path / "work"), "--face-detector", "sfd",
                  "--detector-weights", str(tmp_path / "none.pth"))
     assert result.exit_code == 2 and "none.pth" in result.output and "--face-detector haar" in result.output
 

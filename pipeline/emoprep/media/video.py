@@ -65,18 +65,23 @@ class HalfGeometry:
         return self.scaled_width / self.width
 
 
+REGIONS = ("left", "right", "full")
+
+
 def half_geometry(info: VideoInfo, side: str) -> HalfGeometry:
-    """The left or right half of the frame, or all of it ("full"), on even columns (an odd width loses its last).
+    """The left or right half of the frame, or the whole of it ("full"), on even columns.
+
+    An odd width loses its last column. The scale is the same for every
+    region: a CROP_SIDE square of the source becomes FACE_SIZE pixels.
     """
-    if side not in ("left", "right", "full"):
-        raise ValueError(f"speaker region must be 'left', 'right' or 'full', not {side!r}")
-    # even: 4:2:0 chroma cannot be cut at an odd column
-    width = (info.width if side == "full" else info.width // 2) & ~1
+    if side not in REGIONS:
+        raise ValueError(f"speaker side must be one of {', '.join(REGIONS)}, not {side!r}")
+    width = (info.width if side == "full" else info.width // 2) & ~1  # even: 4:2:0 chroma cannot be cut at an odd column
     # A half smaller than 224 pixels gets the largest square that fits, still shown at 96 pixels.
     side_px = min(CROP_SIDE, width, info.height)
     scale = FACE_SIZE / side_px
     return HalfGeometry(
-        x=0 if side == "left" else (info.width - width) & ~1,
+        x=0 if side != "right" else (info.width - width) & ~1,
         width=width,
         height=info.height,
         scaled_width=_even(max(FACE_SIZE, width * scale)),
