@@ -43,7 +43,7 @@ clean-demo:
 # window predicted, 3 some windows failed (in extract or predict), 1 none or an unusable run/folder; make
 # itself exits 2 on any non-zero status and prints it ("Error 3").
 OUT ?= predictions.csv
-EXTRACT_OPTIONS ?= --face-detector haar --max-failures 100%
+EXTRACT_OPTIONS ?= --max-failures 100%
 LIST_FAILED = import sys, pyarrow.parquet as pq; bad = [r for r in pq.read_table(sys.argv[1]).to_pylist() if r["status"] != "ok"]; [print("failed", r["utterance_id"] + ":", r["error"], file=sys.stderr) for r in bad]; sys.exit(3 if bad else 0)
 predict: install
 	@test -n "$(VIDEOS)" -a -n "$(RUN)" || { echo "usage: make predict VIDEOS=folder RUN=run-folder [OUT=predictions.csv]" >&2; exit 2; }
