@@ -54,10 +54,6 @@ FILLS = ("mean", "zeros")
 DROPS = ("audio", "video")
 
 
-class PredictError(Exception):
-    """The run or the shards cannot be predicted with (one line, naming the file and reason)."""
-
-
 # ---------------------------------------------------------------------------------------------
 # one sample, ready for the network
 
