@@ -94,14 +94,13 @@ def evaluate_run(
 ) -> EvalResult:
     """Score `checkpoint` of `run` on one part of a split; write metrics JSON and a confusion PNG."""
     run = Path(run)
-    cfg = TrainConfig.from_dict(read_run_config(run)["train"])
+    loaded = load_run(run, checkpoint)
+    cfg, objective, state, path = loaded.cfg, loaded.objective, loaded.state, loaded.path
     data = read_part(shards or cfg.shards, split, part)
     if data.emotions != cfg.emotions:
         raise ShardsError(f"{shards or cfg.shards}: its classes are {', '.join(data.emotions)}, but {run} learnt "
                           f"{', '.join(cfg.emotions)}; score it on shards made with the same class set "
                           "(`emoprep extract --classes shared`)")
-    loaded = load_run(run, checkpoint)
-    objective, state, path = loaded.objective, loaded.state, loaded.path
     torch_device = resolve_device(device)
     prepare_for_device(objective, torch_device)
 
