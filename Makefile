@@ -6,7 +6,7 @@ DATA ?= data
 # The small CPU twin of the paper's network, sized for 2 cores (see README, "make demo").
 DEMO_TRAIN ?= --model small --epochs 8 --lr 3e-3 --lr-step 100 --batch-size 4 --workers 1
 
-.PHONY: demo test install clean-demo predict
+.PHONY: demo table1 test install clean-demo predict
 
 $(BIN)/emoprep: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,18 +19,29 @@ install: $(BIN)/emoprep
 test: install
 	$(BIN)/python -m pytest -q tests
 
-# synth -> labels -> extract -> shard -> verify -> inspect -> fit -> evaluate -> experiment.
+# synth -> labels -> extract -> shard -> verify -> inspect -> fit -> evaluate -> predict on real videos.
 # Every step resumes or reuses what an earlier run finished, so a second `make demo` is quick.
+# CORPUS=crema-d or CORPUS=ravdess runs the same on that corpus's synthetic twin (docs/corpora/).
 demo: install
 	$(BIN)/emoprep synth --out $(DATA)/synth
 	$(BIN)/emoprep labels --iemocap $(DATA)/synth --out $(DATA)/labels.parquet
-	$(BIN)/emoprep extract --iemocap $(DATA)/synth --out $(DATA)/work  # the default detector: CenterFace, offline
+	$(BIN)/emoprep extract --iemocap $(DATA)/synth --out $(DATA)/work
 	$(BIN)/emoprep shard --work $(DATA)/work --out $(DATA)/shards
 	$(BIN)/emoprep verify $(DATA)/shards
 	$(BIN)/emoprep inspect $(DATA)/shards --out $(DATA)/contact-sheet.png
 	test -f $(DATA)/runs/mm-dynamic/last.pt || $(BIN)/emotrain fit --shards $(DATA)/shards --split paper \
 		--out $(DATA)/runs/mm-dynamic $(DEMO_TRAIN)
 	$(BIN)/emotrain evaluate --run $(DATA)/runs/mm-dynamic --split paper --part test
+	$(MAKE) --no-print-directory predict VIDEOS=tests/data/grid RUN=$(DATA)/runs/mm-dynamic \
+		OUT=$(DATA)/predictions.csv PREDICT_OPTIONS=--timeline
+	@echo
+	@echo "demo done: corpus $(DATA)/synth, shards $(DATA)/shards, contact sheet $(DATA)/contact-sheet.png,"
+	@echo "  run $(DATA)/runs/mm-dynamic (metrics.csv, curves.png, eval-paper-test.json),"
+	@echo "  predictions on the real GRID clips of tests/data/grid: $(DATA)/predictions.csv, $(DATA)/predictions-videos.csv"
+	@echo "Next: make table1 (the six-configuration experiment, about 10 minutes on 2 cores)"
+
+# The paper's Table 1 and Figure 2 on the demo's synthetic shards: six configurations (docs/experiments.md).
+table1: demo
 	$(BIN)/emotrain experiment --shards $(DATA)/shards --out $(DATA)/runs/table1 $(DEMO_TRAIN)
 
 clean-demo:

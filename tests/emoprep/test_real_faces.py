@@ -17,7 +17,7 @@ from click.testing import CliRunner
 
 from emoprep.cli import main
 from emoprep.extract import DETECT_EVERY, MANIFEST, ExtractOptions, locate_faces, run_extract
-from emoprep.labels import LabelPolicy
+from emoprep.corpus.iemocap import read_clips
 from emoprep.media.face_track import CropPolicy
 from emoprep.media.faces import Box, DetectorSpec, HaarDetector, build_detector, resolve
 from emoprep.media.video import FACE_SIZE, half_geometry, probe, read_window
@@ -27,8 +27,7 @@ CENTRED = 0.15  # of the crop's side
 
 
 def extract(corpus, work, detector: str):
-    run_extract(ExtractOptions(iemocap=corpus, work=work, detector=DetectorSpec(detector),
-                               policy=LabelPolicy(), workers=1))
+    run_extract(ExtractOptions(clips=read_clips(corpus), work=work, detector=DetectorSpec(detector), workers=1))
     return {row["utterance_id"]: row for row in pq.read_table(work / MANIFEST).to_pylist()}
 
 
