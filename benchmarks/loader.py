@@ -10,11 +10,17 @@ per process (OMP_NUM_THREADS=1, torch.set_num_threads(1); DataLoader workers set
                 shared memory to cross to this process. On a 2-core machine, 2 workers and this consumer
                 share 2 cores
 
-for each modality (av, a, v). train_loader runs the same stages (tar reading, decoding, batching)
+for each modality (av, a, v), and for av with each CPU frame decoder emotrain.data offers
+(--decoders: PIL, torchvision's libjpeg-turbo binding) and with --decode-frames device (the workers
+only check the JPEG header; the batch is decoded on the training device, not timed here). A
+decode-only table times the stacked-JPEG decoders themselves on the part's frames, one core
+(PIL, torchvision, and simplejpeg when installed). train_loader runs the same stages (tar reading, decoding, batching)
 behind resampled shards and a shuffle buffer of raw bytes; it is not timed here because its
 resampled stream is a different mix of utterances than the tar files the floor reads.
 
-Every figure is samples/s, the best of --repeats passes taken round robin; each pass reads the
+Every figure is samples/s, the best of --repeats passes taken round robin: per CPU second of this
+process where the work runs in it (the floor, workers 0, the decode-only table; robust to other
+load on the machine), per wall second with worker processes; each pass reads the
 part's shards k times, k chosen from an untimed warm-up pass so that a pass at workers 0 takes
 at least --min-seconds (worker start-up is then a small share of it).
 
@@ -40,16 +46,18 @@ import platform
 import re
 import sys
 import tarfile
+import time
 from collections.abc import Callable
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 os.environ["OMP_NUM_THREADS"] = "1"  # per-core figures; set before torch is imported
 
+import numpy as np
 import torch
 
 from report import best_times, read_tar_members, table, write_json  # benchmarks/report.py: run as scripts, beside it
-from emotrain.data import MODALITIES, Part, ShardsError, eval_loader, read_part
+from emotrain.data import FRAME_DECODER, FRAME_DECODERS, MODALITIES, Part, ShardsError, eval_loader, read_part
 from shardformat import MAX_STEPS, SAMPLE_RATE, SAMPLES_PER_FRAME
 
 WORKERS = (0, 1, 2)
@@ -62,10 +70,23 @@ def repeated(part: Part, times: int) -> Part:
     return replace(part, shards=part.shards * times, samples=part.samples * times)
 
 
-def loader_pass(part: Part, modality: str, batch: int, workers: int) -> int:
+@dataclass(frozen=True)
+class Reader:
+    """One way of running the loader: a modality, and where and with what the frames are decoded."""
+
+    modality: str
+    decoder: str = FRAME_DECODER  # a name in FRAME_DECODERS, or "device"
+
+    @property
+    def label(self) -> str:
+        return self.modality if self.decoder == FRAME_DECODER else f"{self.modality}/{self.decoder}"
+
+
+def loader_pass(part: Part, reader: Reader, batch: int, workers: int) -> int:
     """Samples in one pass of emotrain's loader over `part`; a skipped sample stops the benchmark."""
     samples = 0
-    for b in eval_loader(part, modality=modality, batch_size=batch, workers=workers):
+    frames = {"frames_on": "device"} if reader.decoder == "device" else {"frame_decoder": reader.decoder}
+    for b in eval_loader(part, modality=reader.modality, batch_size=batch, workers=workers, **frames):
         if b.skipped:
             raise SystemExit(f"the loader skipped samples ({b.skipped[0]}): check the shards with `emoprep verify`")
         samples += b.size
@@ -80,32 +101,36 @@ def timed_once(function: Callable[[], object]) -> float:
     return best_times({"once": function}, 1)["once"]
 
 
-def measure(part: Part, modalities: list[str], batch: int, repeats: int, min_seconds: float) -> dict[str, dict]:
-    """Samples/s of the floor ("floor") and of the loader ("av 0": modality av, workers 0), and passes (k)."""
+def measure(part: Part, readers: list[Reader], batch: int, repeats: int, min_seconds: float) -> dict[str, dict]:
+    """Samples/s of the floor ("floor") and of the loader ("av 0": reader av, workers 0), and passes (k)."""
     # Untimed warm-up passes: the page cache, imports and first calls; they also size the timed passes.
     floor_rate = part.samples / timed_once(lambda: read_tar_members(list(part.shards)))
     passes = {"floor": passes_for(floor_rate, part.samples, min_seconds / 4)}  # it needs no start-up to amortise
-    for modality in modalities:
+    for reader in readers:
         samples = 0
 
         def warm_up() -> None:
             nonlocal samples
-            samples = loader_pass(part, modality, batch, 0)
+            samples = loader_pass(part, reader, batch, 0)
 
         rate = part.samples / timed_once(warm_up)
         if samples != part.samples:
             raise SystemExit(f"the loader read {samples} samples of {part.split!r} {part.name!r}, splits.json says "
                              f"{part.samples}; check the shards with `emoprep verify`")
-        passes[modality] = passes_for(rate, part.samples, min_seconds)
+        passes[reader.label] = passes_for(rate, part.samples, min_seconds)
 
     floor_urls = list(part.shards) * passes["floor"]
     runs: dict[str, Callable[[], int]] = {"floor": lambda: read_tar_members(floor_urls)}
-    for modality in modalities:
-        stream = repeated(part, passes[modality])
+    for reader in readers:
+        stream = repeated(part, passes[reader.label])
         for workers in WORKERS:
-            runs[f"{modality} {workers}"] = lambda s=stream, m=modality, w=workers: loader_pass(s, m, batch, w)
+            runs[f"{reader.label} {workers}"] = lambda s=stream, r=reader, w=workers: loader_pass(s, r, batch, w)
     print(f"timing {len(runs)} runs, best of {repeats} ...", file=sys.stderr)
-    seconds = best_times(runs, repeats)
+    # In process (the floor, workers 0): CPU seconds, a worker's cost on a core of its own however loaded
+    # the machine is; with worker processes (whose CPU this process cannot count): wall seconds.
+    in_process = {name: run for name, run in runs.items() if name == "floor" or name.endswith(" 0")}
+    seconds = best_times(in_process, repeats, clock=time.process_time)
+    seconds |= best_times({name: run for name, run in runs.items() if name not in in_process}, repeats)
     samples = {name: part.samples * passes[name.split()[0]] for name in runs}
     return {"samples_per_s": {name: samples[name] / seconds[name] for name in runs}, "passes": passes}
 
@@ -131,10 +156,43 @@ def part_profile(part: Part) -> dict:
             "mean_utterance_s": sum(seconds) / len(seconds), "longest_utterance_s": max(seconds)}
 
 
-def gpu_projection(given: float | None, sample_seconds: float, train_step_json: Path) -> dict:
+def stacked_jpegs(part: Part) -> list[tuple[bytes, int]]:
+    """(frames.jpg bytes, n_frames) of every sample of the part that has frames."""
+    found = []
+    for url in part.shards:
+        with tarfile.open(url) as tar:
+            members = {info.name: tar.extractfile(info).read() for info in tar}
+        for name, data in members.items():
+            if name.endswith(".frames.jpg"):
+                meta = json.loads(members[name.removesuffix("frames.jpg") + "json"])
+                found.append((data, meta["n_frames"]))
+    return found
+
+
+def decoder_rates(part: Part, repeats: int) -> dict:
+    """Samples/s of each stacked-JPEG decoder alone (emotrain's, and simplejpeg if installed), and the largest pixel
+    difference from PIL."""
+    jpegs = stacked_jpegs(part)
+    decoders = dict(FRAME_DECODERS)
+    try:  # not an emotrain dependency: timed for comparison when it is installed
+        import simplejpeg
+
+        decoders["simplejpeg"] = lambda jpeg, n: simplejpeg.decode_jpeg(jpeg, colorspace="RGB").reshape(n, 96, 96, 3)
+    except ImportError:
+        print("simplejpeg is not installed: not timed", file=sys.stderr)
+    reference = [FRAME_DECODERS["pil"](j, n) for j, n in jpegs]
+    seconds = best_times({name: lambda d=decode: [d(j, n) for j, n in jpegs] for name, decode in decoders.items()},
+                         repeats, clock=time.process_time)
+    return {"samples": len(jpegs), "decoders": {name: {
+        "samples_per_s": len(jpegs) / seconds[name],
+        "max_abs_difference_vs_pil": max(int(np.abs(decode(j, n).astype(int) - r).max())
+                                         for (j, n), r in zip(jpegs, reference))} for name, decode in decoders.items()}}
+
+
+def gpu_projection(given: dict[str, float] | None, sample_seconds: float, train_step_json: Path) -> dict:
     """Projected GPU samples/s by label, the projection's seconds per sample, and where they came from."""
     if given is not None:
-        return {"samples_per_s": {"given": given}, "sample_s": sample_seconds, "source": "--gpu-samples-per-s"}
+        return {"samples_per_s": given, "sample_s": sample_seconds, "source": "--gpu-samples-per-s"}
     if not train_step_json.is_file():
         raise SystemExit(f"{train_step_json}: not found; run `python benchmarks/train_step.py --json {train_step_json}` "
                          "first (its H100 projection is what the loader must feed), or pass --gpu-samples-per-s")
@@ -155,10 +213,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--split", default="paper")
     parser.add_argument("--part", default="train", choices=("train", "val", "test"))
     parser.add_argument("--modalities", default=",".join(MODALITIES), help="comma-separated (default av,a,v)")
+    decoders = [d for d in FRAME_DECODERS if d != FRAME_DECODER] + ["device"]
+    parser.add_argument("--decoders", default=",".join(decoders),
+                        help=f"av is also timed with these frame decoders (default {','.join(decoders)}; "
+                             f"{FRAME_DECODER} is the loader's default, always timed)")
     parser.add_argument("--batch", type=int, default=32, help="batch size of the loader (default 32, the projection's)")
     parser.add_argument("--repeats", type=int, default=3, help="timings are the best of this many passes")
     parser.add_argument("--min-seconds", type=float, default=2.0, help="least length of a pass at workers 0")
-    parser.add_argument("--gpu-samples-per-s", type=float, help="GPU training throughput to feed (default: projected)")
+    parser.add_argument("--gpu-samples-per-s", action="append", metavar="[LABEL=]RATE",
+                        help="GPU training throughput to feed, repeatable with labels (default: train_step.json's)")
     parser.add_argument("--gpu-sample-seconds", type=float, default=MAX_STEPS * SAMPLES_PER_FRAME / SAMPLE_RATE,
                         help="utterance length that --gpu-samples-per-s is for (default 6)")
     parser.add_argument("--train-step-json", type=Path, default=TRAIN_STEP_JSON,
@@ -168,6 +231,15 @@ def main(argv: list[str] | None = None) -> int:
     modalities = [m for m in args.modalities.split(",") if m]
     if unknown := set(modalities) - set(MODALITIES):
         parser.error(f"--modalities: unknown {', '.join(sorted(unknown))}; choose from {', '.join(MODALITIES)}")
+    extra = [d for d in args.decoders.split(",") if d and d != FRAME_DECODER]
+    if unknown := set(extra) - set(FRAME_DECODERS) - {"device"}:
+        parser.error(f"--decoders: unknown {', '.join(sorted(unknown))}; choose from {', '.join(FRAME_DECODERS)}, device")
+    readers = [Reader(m) for m in modalities] + [Reader("av", d) for d in extra]
+    try:
+        given = dict(rate.split("=", 1) if "=" in rate else ("given", rate) for rate in args.gpu_samples_per_s or [])
+        given = {label: float(value) for label, value in given.items()} or None
+    except ValueError:
+        parser.error(f"--gpu-samples-per-s: give RATE or LABEL=RATE, not {args.gpu_samples_per_s}")
     torch.set_num_threads(1)
 
     try:
@@ -178,23 +250,25 @@ def main(argv: list[str] | None = None) -> int:
                 "and `emoprep shard --work WORK --out SHARDS`, then pass --shards SHARDS.")
         print(f"{exn}{hint}", file=sys.stderr)
         return 2
-    gpu = gpu_projection(args.gpu_samples_per_s, args.gpu_sample_seconds, args.train_step_json)
+    gpu = gpu_projection(given, args.gpu_sample_seconds, args.train_step_json)
     profile = part_profile(part)
-    measured = measure(part, modalities, args.batch, args.repeats, args.min_seconds)
+    decode_only = decoder_rates(part, args.repeats)
+    measured = measure(part, readers, args.batch, args.repeats, args.min_seconds)
     rate, passes = measured["samples_per_s"], measured["passes"]
     floor = rate["floor"]
     bytes_per_sample = profile["bytes"] / part.samples
     # Decoding cost grows with the utterance (FLAC samples, JPEG frames): a worker's rate on samples
     # of the projection's length, scaled from these; per-sample overheads make this conservative.
     length_scale = profile["mean_utterance_s"] / gpu["sample_s"]
+    labels = [r.label for r in readers]
     per_modality = {m: {
         **{f"workers_{w}_samples_per_s": rate[f"{m} {w}"] for w in WORKERS},
         "fraction_of_floor": rate[f"{m} 0"] / floor,
         "mb_per_s": rate[f"{m} 0"] * bytes_per_sample / 1e6,
         "passes": passes[m],
-    } for m in modalities}
+    } for m in labels}
     needed = {m: workers_needed({"workers_0_rate": rate[f"{m} 0"], "workers_1_rate": rate[f"{m} 1"]}, gpu, length_scale)
-              for m in modalities}
+              for m in labels}
 
     print(f"Shards: {args.shards}, split {args.split!r} part {args.part!r}: {part.samples} samples in "
           f"{len(part.shards)} shards, {bytes_per_sample / 1e3:,.0f} kB/sample, utterances of "
@@ -218,7 +292,12 @@ def main(argv: list[str] | None = None) -> int:
     print(table([{"modality": m, "basis": f"workers {w} ({rate[f'{m} {w}']:,.1f}/s)",
                   **{f"{label}{suffix}": needed[m][f"{label}_workers_{w}_rate{suffix}"]
                      for label in gpu["samples_per_s"] for suffix in lengths}}
-                 for m in modalities for w in (0, 1)], columns))
+                 for m in labels for w in (0, 1)], columns))
+    print(f"\nStacked-JPEG decoders alone, one core, on the part's {decode_only['samples']} frame stacks: "
+          "samples per CPU second, and the largest pixel difference from PIL:")
+    print(table([{"decoder": name, "rate": figures["samples_per_s"], "diff": figures["max_abs_difference_vs_pil"]}
+                 for name, figures in decode_only["decoders"].items()],
+                [("decoder", "decoder", "s"), ("rate", "samples/s", ",.1f"), ("diff", "max |diff|", "d")]))
 
     write_json(args.json, {
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
@@ -227,7 +306,7 @@ def main(argv: list[str] | None = None) -> int:
         "samples": part.samples, "shard_files": len(part.shards), "bytes_per_sample": bytes_per_sample,
         "mean_utterance_s": profile["mean_utterance_s"], "batch": args.batch, "repeats": args.repeats,
         "floor_samples_per_s": floor, "floor_mb_per_s": floor * bytes_per_sample / 1e6, "floor_passes": passes["floor"],
-        **per_modality,
+        **per_modality, "decode_only": decode_only,
         "gpu_samples_per_s": gpu["samples_per_s"], "gpu_sample_s": gpu["sample_s"], "gpu_source": gpu["source"],
         "workers_needed": needed,
     })

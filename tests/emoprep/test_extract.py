@@ -22,7 +22,7 @@ from click.testing import CliRunner
 from emoprep.cli import main
 from emoprep.corpus.iemocap import read_corpus
 from emoprep.extract import (
-    MANIFEST, RECORD_FIELDS, ExtractOptions, Job, extract_utterance, failure_limit, run_extract,
+    MANIFEST, RECORD_FIELDS, ExtractOptions, Job, extract_utterance, failure_limit, run_extract, share_of,
 )
 from emoprep.corpus.base import RecipeOptions
 from emoprep.corpus.iemocap import read_clips
@@ -127,6 +127,27 @@ def test_two_workers_write_exactly_what_one_worker_writes(synth_corpus, clean_wo
     extract_into(synth_corpus, tmp_path / "w2", workers=2)
     assert manifest_rows(tmp_path / "w2") == manifest_rows(work)
     assert media_hashes(tmp_path / "w2") == media_hashes(work)
+
+
+def test_parts_of_a_job_array_fill_one_work_folder_then_one_plain_run_writes_the_manifest(
+        synth_corpus, clean_work, tmp_path):
+    work, _ = clean_work
+    shared = tmp_path / "array"
+    third = extract_into(synth_corpus, shared, part=(3, 3))  # parts may run in any order
+    assert (third.processed, third.utterances) == (4, 4) and not (shared / MANIFEST).exists()
+    first = extract_into(synth_corpus, shared, part=(1, 3))
+    assert first.processed == 4 and not (shared / MANIFEST).exists()
+    again = extract_into(synth_corpus, shared, part=(1, 3))  # a re-run of a part resumes it
+    assert (again.processed, again.resumed) == (0, 4)
+    extract_into(synth_corpus, shared, part=(2, 3))
+    final = extract_into(synth_corpus, shared)
+    assert (final.processed, final.resumed) == (0, 12)
+    assert manifest_rows(shared) == manifest_rows(work) and media_hashes(shared) == media_hashes(work)
+
+
+def test_a_part_is_k_of_n():
+    assert [share_of(list(range(7)), (k, 3)) for k in (1, 2, 3)] == [[0, 3, 6], [1, 4], [2, 5]]
+    assert cli("--iemocap", ".", "--out", "w", "--part", "4/3").exit_code == 2
 
 
 def test_a_run_killed_midway_resumes_to_what_an_uninterrupted_run_writes(synth_corpus, clean_work, tmp_path):

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from emotrain.data import (
+    FRAME_DECODERS,
     Example,
+    ResampleShards,
     SampleError,
     ShardsError,
     batches_per_rank,
@@ -76,6 +78,36 @@ def test_read_part_refuses_empty_part_and_unknown_version(tmp_path, shards):
         read_part(tmp_path, "paper", "train")
     with pytest.raises(ShardsError, match="not found"):
         read_part(tmp_path / "nowhere", "paper", "train")
+
+
+# --- several shard sets as one part -------------------------------------------------------------
+
+
+def test_sources_mix_into_one_part_with_their_weights(shards, tmp_path):
+    other = make_shards(tmp_path / "other", {"train": [6, 6]}, seconds=(0.2, 0.3), seed=1)
+    part = read_part([str(shards.root), f"{other.root}@0.25"], "paper", "train")
+    assert part.samples == 21 + 12 and len(part.shards) == 5 + 2
+    assert part.weights == {str(other.root / name): 0.25 for name in other.shards["train"]}
+    # A source's share of the samples is weight x samples / sum: 0.25 x 12 / (21 + 0.25 x 12) = 1/8.
+    draws = ResampleShards(part.shards, tuple(part.weights.get(u, 1.0) for u in part.shards), seed=0, rank=0)()
+    urls = [next(draws)["url"] for _ in range(7000)]
+    drawn_other = sum(part.shard_samples[u] for u in urls if u in part.weights) / sum(map(part.shard_samples.get, urls))
+    assert drawn_other == pytest.approx(1 / 8, abs=0.02)
+    keys = keys_of(train_loader(part, modality="a", batch_size=4, epoch=1, seed=0, shuffle_buffer=8))
+    assert len(keys) == 4 * batches_per_rank(part, 4, 1)
+    assert set(keys) <= set(shards.keys["train"]) | set(other.keys["train"])
+
+
+def test_sources_must_agree_on_the_classes_and_not_repeat(shards, tmp_path):
+    other = make_shards(tmp_path / "other", {"train": [2]}, seconds=(0.2, 0.3))
+    doc = json.loads((other.root / "splits.json").read_text())
+    doc |= {"format_version": 2, "classes": {"emotion": ["ang", "hap", "neu", "sad", "fru"]}}
+    (other.root / "splits.json").write_text(json.dumps(doc))
+    with pytest.raises(ShardsError, match=f"disagree on the emotion classes: {shards.root} has ang, hap, neu, sad; "
+                                          f"{other.root} has ang, hap, neu, sad, fru"):
+        read_part([shards.root, other.root], "paper", "train")
+    with pytest.raises(ShardsError, match="a shard set is given twice"):
+        read_part([shards.root, f"{shards.root}@2"], "paper", "train")
 
 
 # --- decoding and collate -----------------------------------------------------------------------
@@ -148,6 +180,43 @@ def test_collate_pads_to_the_longest_in_steps():
     assert batch.audio[0, :1200].eq(1).all() and batch.audio[0, 1200:].eq(0).all()
     assert batch.frames[0, :2].eq(7).all() and batch.frames[0, 2:].eq(0).all()
     assert batch.emotion.tolist() == [2, 1] and batch.gender.tolist() == [0, 1]
+
+
+@pytest.mark.parametrize("n_frames", [3, 4, 6])
+def test_frames_decoded_on_the_device_match_the_loader_decoding(n_frames):
+    # The CPU twin of nvJPEG's path: the same batch decode torchvision runs on CUDA, here with device="cpu".
+    utts = [FakeUtterance("Ses01F_impro01_F000", "sad", "F", n_samples=4 * 640 - 100, n_frames=n_frames),
+            FakeUtterance("Ses01M_impro01_M001", "hap", "M", n_samples=7 * 640, n_frames=7)]
+    raws = [raw_sample(u) for u in utts]
+    in_loader = collate([decode_sample(r, "av") for r in raws])
+    pending = collate([decode_sample(r, "av", frames_on="device") for r in raws])
+    assert pending.frames is None and pending.jpeg_frames == (n_frames, 7)
+    assert pending.jpegs.numel() == sum(pending.jpeg_sizes) == sum(len(r["frames.jpg"]) for r in raws)
+    on_device = pending.pin_memory().to(torch.device("cpu")) if torch.cuda.is_available() else pending.to("cpu")
+    assert on_device.jpegs is None and on_device.frames.shape == in_loader.frames.shape == (2, 7, 3, 96, 96)
+    difference = (on_device.frames.int() - in_loader.frames.int()).abs()
+    assert difference.max() <= 2  # JPEG decoders may round differently; both are libjpeg-turbo here
+    assert torch.equal(on_device.lengths, in_loader.lengths) and torch.equal(on_device.audio, in_loader.audio)
+    assert not on_device.frames[0, 4:].any()  # padding past the first sample's 4 steps stays zero
+
+
+@pytest.mark.parametrize("decoder", sorted(FRAME_DECODERS))
+def test_every_cpu_frame_decoder_gives_the_pil_pixels_and_checks_the_size(decoder):
+    utt = FakeUtterance("Ses01F_impro01_F000", "sad", "F", n_samples=5 * 640, n_frames=5)
+    jpeg = raw_sample(utt)["frames.jpg"]
+    frames = FRAME_DECODERS[decoder](jpeg, 5)
+    assert frames.shape == (5, 96, 96, 3) and frames.dtype == np.uint8
+    assert np.abs(frames.astype(int) - FRAME_DECODERS["pil"](jpeg, 5)).max() <= 2
+    with pytest.raises(ValueError, match="expected a JPEG of 96x576 for n_frames=6"):
+        FRAME_DECODERS[decoder](jpeg, 6)
+
+
+def test_device_decoding_still_checks_the_jpeg_header_in_the_loader():
+    utt = FakeUtterance("Ses01F_impro01_F000", "sad", "F", n_samples=4 * 640, n_frames=4)
+    wrong = raw_sample(utt, **{"frames.jpg": encode_frames(frames_for(FakeUtterance("k", "sad", "F", 640, 3),
+                                                                      np.random.default_rng(0)))})
+    with pytest.raises(ValueError, match="expected a JPEG of 96x384 for n_frames=4"):
+        decode_sample(wrong, "av", frames_on="device")
 
 
 # --- loaders ------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emotrain.atomic import write_atomic
-from emotrain.data import MODALITIES
+from emotrain.data import FRAME_DECODING, MODALITIES
 from emotrain.metrics import SELECTABLE
 from emotrain.model import ModelConfig
 from shardformat import SHARED_EMOTIONS
@@ -34,7 +34,8 @@ WEIGHTINGS = ("static", "dynamic", "uncertainty", "dwa")
 AUDIO_CONVS = ("direct", "fft", "auto")
 DEVICES = ("auto", "cpu", "cuda")
 # What may change when a run is resumed: where things are and how fast they go, not what is learnt.
-RESUMABLE_CHANGES = frozenset({"shards", "out", "epochs", "workers", "device", "strict", "tensorboard"})
+RESUMABLE_CHANGES = frozenset({"shards", "out", "epochs", "workers", "device", "strict", "tensorboard",
+                               "decode_frames"})
 
 
 class ConfigError(Exception):
@@ -43,7 +44,7 @@ class ConfigError(Exception):
 
 @dataclass(frozen=True)
 class TrainConfig:
-    shards: str
+    shards: tuple[str, ...]  # --shards: folders or URL prefixes, each LOCATION[@WEIGHT] (emotrain.sources)
     split: str
     out: str
     modality: str = "av"
@@ -66,12 +67,19 @@ class TrainConfig:
     strict: bool = False
     tensorboard: bool = False  # also log the metrics as TensorBoard events in RUN/tensorboard/
     emotions: tuple[str, ...] = SHARED_EMOTIONS  # the shards' classes: fit sets them from splits.json
+    decode_frames: str = "loader"  # where the stacked JPEGs are decoded: FRAME_DECODING
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "static_weights", tuple(float(w) for w in self.static_weights))
         object.__setattr__(self, "emotions", tuple(self.emotions))
+        # One source was a plain string before sources could be mixed (and still is in old config.json).
+        shards = (self.shards,) if isinstance(self.shards, str) else tuple(str(s) for s in self.shards)
+        object.__setattr__(self, "shards", shards)
+        if not shards:
+            raise ConfigError("shards: give at least one shard folder or URL prefix")
         choices = {"modality": MODALITIES, "weighting": WEIGHTINGS, "model": MODEL_NAMES,
-                   "audio_conv": AUDIO_CONVS, "device": DEVICES, "select": tuple(SELECTABLE)}
+                   "audio_conv": AUDIO_CONVS, "device": DEVICES, "select": tuple(SELECTABLE),
+                   "decode_frames": FRAME_DECODING}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
@@ -96,6 +104,7 @@ class TrainConfig:
     def to_dict(self) -> dict:
         d = dataclasses.asdict(self)
         d["static_weights"] = list(self.static_weights)
+        d["shards"] = list(self.shards)
         d["emotions"] = list(self.emotions)
         return d
 

@@ -2,8 +2,10 @@
 
 Training, per epoch (`train_loader`):
 
-    ResampledShards(part's shards, seeded by (seed, epoch), per rank and worker)
-    -> ReadShards        tar members -> raw samples; a broken tar is named, then skipped or raised
+    ResampleShards       the part's shards drawn with replacement (each with its source's weight),
+                         seeded by (seed, epoch), per rank and worker
+    -> ReadShards        tar members -> raw samples, local or fetched (emotrain.sources: bounded
+                         waits, retries); a broken or unfetchable tar is named, then skipped or raised
     -> ShuffleSamples    sample shuffle buffer (raw bytes, before decoding: ~0.5 MB a sample)
     -> Decode            json/flac/jpg -> Example; a bad sample is named, then skipped or raised
     -> Batcher           Examples -> Batch (padded); skipped samples ride along, to be counted
@@ -22,7 +24,8 @@ stream where i % world_size == rank; metric sums are then reduced across ranks.
 Decoding follows the contract: labels from json (class order: the shard set's emotion classes, GENDERS); the FLAC to
 int16, normalised per utterance to zero mean and unit variance over its valid samples (a
 silent utterance stays zero); the stacked JPEG (PIL) to frames (steps, 3, 96, 96) uint8, the
-layout the model takes. steps = ceil(n_samples / 640), at most 150 (6 s; longer audio is
+layout the model takes. With frames_on="device" the workers only check the JPEG's header and
+Batch.to decodes the batch's JPEGs on the training device (nvJPEG on CUDA), the same pixels. steps = ceil(n_samples / 640), at most 150 (6 s; longer audio is
 cut, which the contract does not produce); frames beyond `steps` are dropped and the last
 frame is repeated to reach it. Modality "a" never decodes the JPEG, "v" never the FLAC.
 Decoding and collating work in numpy, single-threaded: torch's intra-op threads spin on
@@ -40,7 +43,10 @@ from __future__ import annotations
 import itertools
 import math
 import random
-from collections.abc import Callable, Iterable, Iterator
+import contextlib
+import dataclasses
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -52,10 +58,19 @@ import webdataset as wds
 from shardformat import FRAME_SIZE, GENDERS, MAX_AUDIO_SAMPLES, SAMPLES_PER_FRAME
 from torch import Tensor
 
+from emotrain.sources import FetchPolicy, ShardSource, is_transient, open_url, parse_source, read_bytes
+
 MODALITIES = ("av", "a", "v")
 # A Batcher that sees this many bad samples without one good sample stops: the shards are
 # broken beyond skipping (and a resampled stream would otherwise spin forever).
 MAX_SKIPS_WITHOUT_A_SAMPLE = 1000
+
+# A stream that cannot fetch this many shards in a row stops even when skipping: the source is
+# down, and skipping on would only spin (a resampled stream never runs out of shards to fail on).
+MAX_UNFETCHABLE_IN_A_ROW = 3
+# Where the stacked JPEG is decoded: in the loader workers (PIL), or per batch on the training
+# device by Batch.to (nvJPEG on CUDA, libjpeg-turbo on CPU) while the workers only check its header.
+FRAME_DECODING = ("loader", "device")
 
 ErrorPolicy = Literal["raise", "skip"]
 
@@ -76,40 +91,94 @@ class SampleError(Exception):
 class Part:
     split: str
     name: str  # "train", "val" or "test"
-    shards: tuple[str, ...]  # paths of the tar files
+    shards: tuple[str, ...]  # paths or URLs of the tar files
     samples: int
     shard_samples: dict[str, int]  # path -> samples, from index.json (shards it lists)
     emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS  # the shard set's classes, in label order
+    weights: Mapping[str, float] = field(default_factory=dict)  # path -> its source's weight (absent: 1)
 
 
-def read_part(shards_dir: Path | str, split: str, part: str) -> Part:
-    """One part of one split of SHARDS/splits.json, checked: known version, non-empty, files present."""
-    shards_dir = Path(shards_dir)
-    splits_file = shards_dir / "splits.json"
-    if not splits_file.is_file():
-        raise ShardsError(f"{splits_file}: not found; is {shards_dir} a folder written by `emoprep shard`?")
+Sources = str | Path | ShardSource | Sequence[str | Path | ShardSource]
+
+
+def as_sources(sources: Sources) -> list[ShardSource]:
+    """One source or several, as given to --shards (`LOCATION[@WEIGHT]`), as ShardSource records."""
+    if isinstance(sources, (str, Path, ShardSource)):
+        sources = [sources]
     try:
-        doc = shardformat.parse_splits(splits_file.read_text(encoding="utf-8"))
+        parsed = [s if isinstance(s, ShardSource) else parse_source(str(s)) for s in sources]
+    except ValueError as exn:
+        raise ShardsError(str(exn)) from exn
+    if not parsed:
+        raise ShardsError("no shard source given")
+    return parsed
+
+
+def read_part(sources: Sources, split: str, part: str, policy: FetchPolicy | None = None) -> Part:
+    """One part of one split over one or several shard sets (folders or URL prefixes), checked.
+
+    Several sources are one part: their shards together, each drawn with its source's weight
+    in training; their class lists must agree (labels are indices into them).
+    """
+    try:
+        policy = policy or FetchPolicy.from_env()
+    except ValueError as exn:
+        raise ShardsError(str(exn)) from exn
+    parts = [(source, read_source_part(source, split, part, policy)) for source in as_sources(sources)]
+    (first, one), rest = parts[0], parts[1:]
+    for source, other in rest:
+        if other.emotions != one.emotions:
+            raise ShardsError(f"the shard sets disagree on the emotion classes: {first} has "
+                              f"{', '.join(one.emotions)}; {source} has {', '.join(other.emotions)}. "
+                              "Mix only shard sets written with the same class list")
+    shards = tuple(url for _, p in parts for url in p.shards)
+    if len(set(shards)) < len(shards):
+        raise ShardsError(f"split {split!r} part {part!r}: a shard set is given twice (the same shard file "
+                          "appears in two sources)")
+    return Part(split=split, name=part, shards=shards, samples=sum(p.samples for _, p in parts),
+                shard_samples={url: n for _, p in parts for url, n in p.shard_samples.items()},
+                emotions=one.emotions,
+                weights={url: s.weight for s, p in parts if s.weight != 1.0 for url in p.shards})
+
+
+def read_source_part(source: ShardSource, split: str, part: str, policy: FetchPolicy) -> Part:
+    """One part of one split of SOURCE/splits.json: known version, non-empty, local files present."""
+    splits_url = source.url_of("splits.json")
+    try:
+        text = read_bytes(splits_url, policy).decode("utf-8")
+    except FileNotFoundError:
+        raise ShardsError(f"{splits_url}: not found; is {source.location} a shard set written by "
+                          "`emoprep shard`?") from None
+    except (OSError, UnicodeDecodeError) as exn:
+        raise ShardsError(f"{splits_url}: could not be read: {exn}") from exn
+    try:
+        doc = shardformat.parse_splits(text)
         entry = doc.part(split, part)
-    except (ValueError, UnicodeDecodeError) as exn:
-        raise ShardsError(f"{splits_file}: {exn}") from exn
-    paths = tuple(str(shards_dir / name) for name in entry.shards)
-    missing = [p for p in paths if not Path(p).is_file()]
+    except ValueError as exn:
+        raise ShardsError(f"{splits_url}: {exn}") from exn
+    paths = tuple(source.url_of(name) for name in entry.shards)
+    # Remote shards are not probed one by one (a request each): the first fetch tells.
+    missing = [] if source.remote else [p for p in paths if not Path(p).is_file()]
     if missing:
         raise ShardsError(f"split {split!r} part {part!r}: {len(missing)} shard file(s) missing, "
                           f"e.g. {missing[0]}; re-run `emoprep shard` or copy the whole folder")
-    counts = read_shard_counts(shards_dir)
+    counts = read_shard_counts(source, policy)
     return Part(split=split, name=part, shards=paths, samples=entry.samples,
                 shard_samples={p: counts[p] for p in paths if p in counts}, emotions=doc.emotions)
 
 
-def read_shard_counts(shards_dir: Path) -> dict[str, int]:
-    """path -> samples from SHARDS/index.json; empty when there is none (the check is then skipped)."""
+def read_shard_counts(source: ShardSource, policy: FetchPolicy) -> dict[str, int]:
+    """path -> samples from SOURCE/index.json; empty when there is none (the count check is then skipped)."""
+    index_url = source.url_of("index.json")
     try:
-        doc = shardformat.parse_index((shards_dir / "index.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        doc = shardformat.parse_index(read_bytes(index_url, policy).decode("utf-8"))
+    except (FileNotFoundError, ValueError):  # none, or not an index: the count check is skipped
         return {}
-    return {str(shards_dir / name): samples for name, samples in doc.shard_samples.items()}
+    except OSError as exn:
+        if not source.remote:
+            return {}
+        raise ShardsError(f"{index_url}: could not be read: {exn}") from exn
+    return {source.url_of(name): samples for name, samples in doc.shard_samples.items()}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,6 +207,8 @@ class Example:
     steps: int
     emotion: int
     gender: int
+    jpeg: bytes | None = None  # the stacked JPEG, header checked, when frames are decoded on the device
+    n_frames: int = 0  # frames in `jpeg`
 
 
 @dataclass(frozen=True)
@@ -149,21 +220,60 @@ class Batch:
     gender: Tensor  # (B,) int64
     keys: tuple[str, ...]
     skipped: tuple[str, ...] = ()  # messages of samples left out since the previous batch
+    # Frames still to decode (frames is None): the batch's stacked JPEGs end to end in one uint8 tensor
+    # on the CPU (one shared-memory transfer from a loader worker, not one per sample), their sizes
+    # in bytes and their frame counts.
+    jpegs: Tensor | None = None
+    jpeg_sizes: tuple[int, ...] = ()
+    jpeg_frames: tuple[int, ...] = ()
 
     @property
     def size(self) -> int:
         return len(self.keys)
 
     def to(self, device: torch.device, non_blocking: bool = False) -> Batch:
-        return self._map(lambda t: t.to(device, non_blocking=non_blocking))
+        """The batch on `device`; frames still JPEG are decoded there (nvJPEG on CUDA)."""
+        moved = self._map(lambda t: t.to(device, non_blocking=non_blocking), TENSORS)
+        if self.jpegs is None:
+            return moved
+        try:
+            jpegs = torch.split(self.jpegs, list(self.jpeg_sizes))  # decode_jpeg takes its input on the CPU
+            frames = decode_frames_batch(jpegs, self.jpeg_frames, self.lengths.tolist(), torch.device(device))
+        except RuntimeError as exn:  # only the header was checked in the loader
+            raise SampleError(f"the frames of one of {', '.join(self.keys)} do not decode on {device}: {exn}") from exn
+        return dataclasses.replace(moved, frames=frames, jpegs=None, jpeg_sizes=(), jpeg_frames=())
 
     def pin_memory(self) -> Batch:
         """Called by DataLoader(pin_memory=True)."""
-        return self._map(Tensor.pin_memory)
+        return self._map(Tensor.pin_memory, TENSORS + ("jpegs",))
 
-    def _map(self, f: Callable[[Tensor], Tensor]) -> Batch:
-        tensors = (self.audio, self.frames, self.lengths, self.emotion, self.gender)
-        return Batch(*(None if t is None else f(t) for t in tensors), self.keys, self.skipped)
+    def _map(self, f: Callable[[Tensor], Tensor], names: tuple[str, ...]) -> Batch:
+        return dataclasses.replace(self, **{n: None if getattr(self, n) is None else f(getattr(self, n))
+                                            for n in names})
+
+
+TENSORS = ("audio", "frames", "lengths", "emotion", "gender")  # what Batch.to moves
+
+
+def decode_frames_batch(jpegs: Sequence[Tensor], n_frames: Sequence[int], steps: Sequence[int],
+                        device: torch.device) -> Tensor:
+    """Stacked JPEGs -> (B, max steps, 3, 96, 96) uint8 on `device`, as collate lays out decoded frames.
+
+    One torchvision.io.decode_jpeg call for the batch: on CUDA it is nvJPEG's batched decode; on
+    CPU libjpeg-turbo, the library PIL wraps (the same pixels, see tests/emotrain/test_data.py).
+    Frames beyond a sample's steps are dropped and its last frame repeated to reach them, as in
+    frames_for_steps.
+    """
+    from torchvision.io import ImageReadMode, decode_jpeg  # torchvision loads slowly; only this path needs it
+
+    images = decode_jpeg(list(jpegs), mode=ImageReadMode.RGB, device=device)
+    out = torch.zeros((len(images), max(steps, default=0), 3, FRAME_SIZE, FRAME_SIZE), dtype=torch.uint8,
+                      device=device)
+    for row, (image, n, length) in enumerate(zip(images, n_frames, steps)):
+        frames = image.view(3, n, FRAME_SIZE, FRAME_SIZE).transpose(0, 1)[:length]  # frame i = rows 96 i ..
+        out[row, : len(frames)] = frames
+        out[row, len(frames): length] = frames[-1]
+    return out
 
 
 # ---------------------------------------------------------------------------------------------
@@ -186,10 +296,28 @@ def frames_for_steps(frames: np.ndarray, steps: int) -> np.ndarray:
     return np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
 
 
-def decode_sample(raw: dict, modality: str, emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS) -> Example:
+def decode_frames_turbo(jpeg: bytes, n_frames: int) -> np.ndarray:
+    """shardformat.decode_frames through torchvision's libjpeg-turbo binding: the same pixels, no PIL Image."""
+    from torchvision.io import ImageReadMode, decode_jpeg
+
+    shardformat.check_frames_jpeg(jpeg, n_frames)
+    chw = decode_jpeg(torch.frombuffer(bytearray(jpeg), dtype=torch.uint8), mode=ImageReadMode.RGB)
+    return chw.numpy().transpose(1, 2, 0).reshape(n_frames, FRAME_SIZE, FRAME_SIZE, 3)
+
+
+# CPU decoders of the stacked JPEG, by name. benchmarks/loader.py --decoders times them: torchvision's
+# decode is 1.13x PIL's alone but no faster in the loader (benchmarks/README.md, 2026-11-29), so PIL stays.
+FRAME_DECODERS: dict[str, Callable[[bytes, int], np.ndarray]] = {
+    "pil": shardformat.decode_frames, "torchvision": decode_frames_turbo}
+FRAME_DECODER = "pil"
+
+
+def decode_sample(raw: dict, modality: str, emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS,
+                  frames_on: str = "loader", frame_decoder: str = FRAME_DECODER) -> Example:
     """A raw WebDataset sample (`__key__`, `json`, `flac`, `frames.jpg`) -> Example, for training or scoring.
 
-    The sample must be labelled and carry what the modality needs.
+    The sample must be labelled and carry what the modality needs. frames_on="device" keeps
+    the JPEG (its header checked) for Batch.to to decode.
     """
     needed = ["json"] + (["flac"] if modality != "v" else []) + (["frames.jpg"] if modality != "a" else [])
     missing = [m for m in needed if m not in raw]
@@ -199,14 +327,18 @@ def decode_sample(raw: dict, modality: str, emotions: tuple[str, ...] = shardfor
     if meta.emotion is None or meta.gender is None:
         raise ValueError("unlabelled sample (emotion or gender is null): it can be predicted, not trained on")
     steps = shardformat.steps_of(meta.n_samples)
-    audio = frames = None
+    audio = frames = jpeg = None
     if modality != "v":
         audio = normalise_audio(shardformat.decode_audio(raw["flac"], meta.n_samples)[:MAX_AUDIO_SAMPLES])
-    if modality != "a":
-        frames = frames_for_steps(shardformat.decode_frames(raw["frames.jpg"], meta.n_frames), steps)
+    if modality != "a" and frames_on == "device":
+        shardformat.check_frames_jpeg(raw["frames.jpg"], meta.n_frames)
+        jpeg = raw["frames.jpg"]
+    elif modality != "a":
+        frames = frames_for_steps(FRAME_DECODERS[frame_decoder](raw["frames.jpg"], meta.n_frames), steps)
     return Example(
         key=raw["__key__"], audio=audio, frames=frames, steps=steps,
         emotion=emotions.index(meta.emotion), gender=GENDERS.index(meta.gender),
+        jpeg=jpeg, n_frames=meta.n_frames if jpeg is not None else 0,
     )
 
 
@@ -224,6 +356,7 @@ def collate(examples: list[Example], skipped: list[Skipped] = ()) -> Batch:
         for row, e in enumerate(examples):
             frames[row, : e.steps] = e.frames
         frames = torch.from_numpy(frames)
+    pending = examples and examples[0].jpeg is not None
     as_long = lambda values: torch.tensor(values, dtype=torch.int64)  # noqa: E731
     return Batch(
         audio=audio, frames=frames,
@@ -232,6 +365,9 @@ def collate(examples: list[Example], skipped: list[Skipped] = ()) -> Batch:
         gender=as_long([e.gender for e in examples]),
         keys=tuple(e.key for e in examples),
         skipped=tuple(str(s) for s in skipped),
+        jpegs=torch.frombuffer(bytearray(b"".join(e.jpeg for e in examples)), dtype=torch.uint8) if pending else None,
+        jpeg_sizes=tuple(len(e.jpeg) for e in examples) if pending else (),
+        jpeg_frames=tuple(e.n_frames for e in examples) if pending else (),
     )
 
 
@@ -245,46 +381,96 @@ def _worker_id() -> int:
 
 
 @dataclass(frozen=True)
-class RankWorkerSeed:
-    """ResampledShards' worker_seed: distinct per (rank, loader worker), given the rank explicitly."""
+class ResampleShards:
+    """An endless stream of {"url": shard} drawn with replacement, shard i with probability in
+    proportion to weights[i], seeded per (seed, rank, loader worker).
 
+    With the weight of its source on every shard, a source's share of the samples is its
+    weight times its samples, over the sum of those: weights 1 (the default) mix sources in
+    proportion to their sizes.
+    """
+
+    urls: tuple[str, ...]
+    weights: tuple[float, ...]
+    seed: int
     rank: int
 
-    def __call__(self) -> int:
-        return self.rank * 1000 + _worker_id()
+    def __call__(self) -> Iterator[dict]:
+        rng = random.Random(wds.utils.make_seed(self.seed, self.rank, _worker_id()))
+        while True:
+            for url in rng.choices(self.urls, self.weights, k=256):
+                yield {"url": url}
+
+
+def tar_samples(url: str, policy: FetchPolicy) -> Iterator[dict]:
+    """The raw samples of one tar file (local or remote), the stream closed however the reading ends."""
+    with contextlib.closing(open_url(url, policy)) as stream:
+        files = wds.tariterators.tar_file_expander(iter([{"url": url, "stream": stream}]))
+        yield from wds.tariterators.group_by_keys(files)
+
+
+def reason_of(exn: BaseException) -> str:
+    # WebDataset appends " @ <stream>" and stream objects to the message; keep the reason.
+    return str(exn.args[0]).split(" @ ")[0] if exn.args else type(exn).__name__
 
 
 @dataclass(frozen=True)
 class ReadShards:
     """{"url": shard} -> raw samples; a tar error, or fewer samples than index.json lists, names the shard.
 
-    A tar cut between two samples reads without error: only the count can tell.
+    A tar cut between two samples reads without error: only the count can tell. A fetch that
+    fails (connection lost, silent for policy.timeout, server error) is tried again after the
+    policy's pauses, from the start of the shard, skipping the samples already given, so a
+    retried shard still gives each sample once. A shard that cannot be fetched after the
+    retries is a problem like a corrupt tar; MAX_UNFETCHABLE_IN_A_ROW of them stop the stream
+    whatever the policy.
     """
 
     on_error: ErrorPolicy = "raise"
     shard_samples: dict[str, int] = field(default_factory=dict)
+    policy: FetchPolicy = field(default_factory=FetchPolicy.from_env)
 
     def __call__(self, shards: Iterable[dict]) -> Iterator[dict | Skipped]:
+        unfetchable = 0
         for shard in shards:
-            url = shard["url"]
-            last_key, count, problem = None, 0, None
-            try:
-                for sample in wds.tarfile_to_samples()(iter([{"url": url}])):
-                    last_key, count = sample["__key__"], count + 1
-                    yield sample
-            except Exception as exn:  # noqa: BLE001: whatever the tar reader raises is about this shard
-                # WebDataset appends " @ <stream>" and stream objects to the message; keep the reason.
-                reason = str(exn.args[0]).split(" @ ")[0] if exn.args else type(exn).__name__
-                where = f"after sample {last_key}" if last_key else "before its first sample"
-                problem = Skipped(url, None, f"unreadable tar {where}: {reason}; the rest of the shard is skipped")
-            expected = self.shard_samples.get(url)
-            if problem is None and expected is not None and count < expected:
-                problem = Skipped(url, None, f"the tar ends after {count} of the {expected} samples index.json "
-                                             "lists (truncated?)")
+            problem, fetched = yield from self.read_shard(shard["url"])
+            unfetchable = 0 if fetched else unfetchable + 1
             if problem is not None:
                 if self.on_error == "raise":
                     raise SampleError(f"{problem} (run without --strict to skip what cannot be read)")
+                if unfetchable >= MAX_UNFETCHABLE_IN_A_ROW:
+                    raise SampleError(f"{unfetchable} shards in a row could not be fetched, the last: {problem}; "
+                                      "is the shard server up?")
                 yield problem
+
+    def read_shard(self, url: str) -> Generator[dict, None, tuple[Skipped | None, bool]]:
+        """Yield the shard's samples; return what went wrong (or None) and whether the shard could be fetched."""
+        last_key, count = None, 0
+        pauses = self.policy.pauses()
+        while True:
+            try:
+                for index, sample in enumerate(tar_samples(url, self.policy)):
+                    if index >= count:  # a retry re-reads the shard from its start
+                        last_key, count = sample["__key__"], count + 1
+                        yield sample
+                break
+            except Exception as exn:  # noqa: BLE001: whatever the tar reader raises is about this shard
+                where = f"after sample {last_key}" if last_key else "before its first sample"
+                if isinstance(exn, FileNotFoundError):  # no retry cures it
+                    return Skipped(url, None, f"not found: {reason_of(exn)}"), False
+                if not is_transient(exn):
+                    return Skipped(url, None, f"unreadable tar {where}: {reason_of(exn)}; "
+                                              "the rest of the shard is skipped"), True
+                pause = next(pauses, None)
+                if pause is None:
+                    return Skipped(url, None, f"could not be fetched {where} ({self.policy.retries + 1} attempts, "
+                                              f"{self.policy.timeout:g} s timeout): {reason_of(exn)}"), False
+                time.sleep(pause)
+        expected = self.shard_samples.get(url)
+        if expected is not None and count < expected:
+            return Skipped(url, None, f"the tar ends after {count} of the {expected} samples index.json "
+                                      "lists (truncated?)"), True
+        return None, True
 
 
 @dataclass(frozen=True)
@@ -318,6 +504,8 @@ class Decode:
     modality: str
     on_error: ErrorPolicy = "raise"
     emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS
+    frames_on: str = "loader"  # one of FRAME_DECODING
+    frame_decoder: str = FRAME_DECODER  # with frames_on="loader": a name in FRAME_DECODERS
 
     def __call__(self, samples: Iterable[dict | Skipped]) -> Iterator[Example | Skipped]:
         for raw in samples:
@@ -325,7 +513,7 @@ class Decode:
                 yield raw
                 continue
             try:
-                yield decode_sample(raw, self.modality, self.emotions)
+                yield decode_sample(raw, self.modality, self.emotions, self.frames_on, self.frame_decoder)
             except Exception as exn:  # noqa: BLE001: decoders raise many types; all mean "bad sample"
                 problem = Skipped(raw.get("__url__", "?"), raw.get("__key__"), f"{type(exn).__name__}: {exn}")
                 if self.on_error == "raise":
@@ -369,16 +557,21 @@ def batches_per_rank(part: Part, batch_size: int, world_size: int) -> int:
 def train_loader(
     part: Part, *, modality: str, batch_size: int, epoch: int, seed: int, rank: int = 0,
     world_size: int = 1, workers: int = 0, shuffle_buffer: int = 1000, on_error: ErrorPolicy = "skip",
-    pin_memory: bool = False,
+    pin_memory: bool = False, frames_on: str = "loader", policy: FetchPolicy | None = None,
+    frame_decoder: str = FRAME_DECODER,
 ) -> wds.WebLoader:
-    """One epoch of training batches: exactly batches_per_rank(...) on every rank, order fixed by (seed, epoch)."""
+    """One epoch of training batches: exactly batches_per_rank(...) on every rank, order fixed by (seed, epoch).
+
+    Shards are drawn with their source's weight (Part.weights); frames_on="device" leaves the
+    JPEG decoding to Batch.to on the training device.
+    """
     epoch_seed = wds.utils.make_seed(seed, epoch)
+    weights = tuple(part.weights.get(url, 1.0) for url in part.shards)
     pipeline = wds.DataPipeline(
-        wds.ResampledShards(list(part.shards), seed=epoch_seed, worker_seed=RankWorkerSeed(rank),
-                            deterministic=True),
-        ReadShards(on_error, part.shard_samples),
+        ResampleShards(part.shards, weights, seed=epoch_seed, rank=rank),
+        ReadShards(on_error, part.shard_samples, policy or FetchPolicy.from_env()),
         ShuffleSamples(shuffle_buffer, seed=epoch_seed, rank=rank),
-        Decode(modality, on_error, part.emotions),
+        Decode(modality, on_error, part.emotions, frames_on, frame_decoder),
         Batcher(batch_size),
     )
     loader = wds.WebLoader(pipeline, batch_size=None, num_workers=workers, pin_memory=pin_memory)
@@ -387,15 +580,16 @@ def train_loader(
 
 def eval_loader(
     part: Part, *, modality: str, batch_size: int, rank: int = 0, world_size: int = 1, workers: int = 0,
-    on_error: ErrorPolicy = "skip", pin_memory: bool = False,
+    on_error: ErrorPolicy = "skip", pin_memory: bool = False, frames_on: str = "loader",
+    policy: FetchPolicy | None = None, frame_decoder: str = FRAME_DECODER,
 ) -> wds.WebLoader:
     """Every sample of the part exactly once over all ranks; this rank's share, in shard order per worker."""
     pipeline = wds.DataPipeline(
         wds.SimpleShardList(list(part.shards)),
         wds.split_by_worker,
-        ReadShards(on_error, part.shard_samples),
+        ReadShards(on_error, part.shard_samples, policy or FetchPolicy.from_env()),
         KeepEvery(rank, world_size),
-        Decode(modality, on_error, part.emotions),
+        Decode(modality, on_error, part.emotions, frames_on, frame_decoder),
         Batcher(batch_size),
     )
     return wds.WebLoader(pipeline, batch_size=None, num_workers=workers, pin_memory=pin_memory)

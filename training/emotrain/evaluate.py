@@ -88,7 +88,8 @@ def load_run(run: Path, checkpoint: str = "best") -> LoadedRun:
 
 
 def evaluate_run(
-    run: Path, *, split: str, part: str = "test", checkpoint: str = "best", shards: str | None = None,
+    run: Path, *, split: str, part: str = "test", checkpoint: str = "best",
+    shards: str | tuple[str, ...] | None = None,
     out: Path | None = None, device: str = "auto", batch_size: int | None = None, workers: int = 0,
     strict: bool = False, on_skip: Callable[[str], None] = lambda message: None,
 ) -> EvalResult:
@@ -96,16 +97,19 @@ def evaluate_run(
     run = Path(run)
     loaded = load_run(run, checkpoint)
     cfg, objective, state, path = loaded.cfg, loaded.objective, loaded.state, loaded.path
-    data = read_part(shards or cfg.shards, split, part)
+    sources = shards or cfg.shards
+    data = read_part(sources, split, part)
     if data.emotions != cfg.emotions:
-        raise ShardsError(f"{shards or cfg.shards}: its classes are {', '.join(data.emotions)}, but {run} learnt "
+        where = sources if isinstance(sources, str) else ", ".join(sources)
+        raise ShardsError(f"{where}: its classes are {', '.join(data.emotions)}, but {run} learnt "
                           f"{', '.join(cfg.emotions)}; score it on shards made with the same class set "
                           "(`emoprep extract --classes shared`)")
     torch_device = resolve_device(device)
     prepare_for_device(objective, torch_device)
 
     loader = eval_loader(data, modality=cfg.modality, batch_size=batch_size or cfg.batch_size, workers=workers,
-                         on_error="raise" if strict else "skip", pin_memory=torch_device.type == "cuda")
+                         on_error="raise" if strict else "skip", pin_memory=torch_device.type == "cuda",
+                         frames_on=cfg.decode_frames)
     sums, seconds = evaluate_loader(objective, loader, torch_device, on_skip)
     metrics = {"split": split, "part": part, "checkpoint": str(path), "epoch": state["epoch"],
                **sums.summary(objective.weighting.weights(), seconds), "emotions": list(cfg.emotions)}

@@ -44,10 +44,13 @@ from torch import Tensor
 
 from emotrain.atomic import atomic_path
 from emotrain.config import TrainConfig
-from emotrain.data import ReadShards, ShardsError, Skipped, eval_loader, frames_for_steps, normalise_audio, read_part
+from emotrain.data import (
+    ReadShards, ShardsError, Skipped, Sources, as_sources, eval_loader, frames_for_steps, normalise_audio, read_part,
+)
 from emotrain.evaluate import load_run
 from emotrain.model import GENDERS, EmotionGenderNet
 from emotrain.objective import resolve_device
+from emotrain.sources import FetchPolicy, read_bytes
 
 FILL_SAMPLES = 128  # training samples the branch means average over
 FILLS = ("mean", "zeros")
@@ -343,29 +346,42 @@ class ShardSelection:
     emotions: tuple[str, ...]  # the shard set's emotion classes (its labels' names)
 
 
-def select_shards(shards_dir: str | Path, split: str | None = None, part: str | None = None) -> ShardSelection:
-    """Every shard index.json lists (an unlabelled set has no splits), or the shards of one part of a split."""
+def select_shards(sources: Sources, split: str | None = None, part: str | None = None) -> ShardSelection:
+    """Every shard the sets' index.json lists (an unlabelled set has no splits), or one part of a split.
+
+    `sources` are what --shards takes: folders or URL prefixes, one or several.
+    """
     if split is not None:
-        chosen = read_part(shards_dir, split, part or "test")
+        chosen = read_part(sources, split, part or "test")
         return ShardSelection(files=chosen.shards, samples=chosen.samples, shard_samples=chosen.shard_samples,
                               emotions=chosen.emotions)
-    shards_dir = Path(shards_dir)
-    index_path = shards_dir / "index.json"
-    if not index_path.is_file():
-        raise ShardsError(f"{index_path}: not found; is {shards_dir} a folder written by `emoprep shard`?")
-    try:
-        index = shardformat.parse_index(index_path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, ValueError) as exn:
-        raise ShardsError(f"{index_path}: {exn}") from exn
-    files = tuple(str(shards_dir / name) for name in index.shard_samples)
-    if not files:
-        raise ShardsError(f"{index_path}: lists no shard")
-    missing = [f for f in files if not Path(f).is_file()]
+    policy = FetchPolicy.from_env()
+    counts: dict[str, int] = {}
+    missing: list[str] = []
+    emotions: tuple[str, ...] | None = None
+    for source in as_sources(sources):
+        index_url = source.url_of("index.json")
+        try:
+            index = shardformat.parse_index(read_bytes(index_url, policy).decode("utf-8"))
+        except FileNotFoundError:
+            raise ShardsError(f"{index_url}: not found; is {source.location} a shard set written by "
+                              "`emoprep shard`?") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exn:
+            raise ShardsError(f"{index_url}: {exn}") from exn
+        if emotions is not None and index.emotions != emotions:
+            raise ShardsError(f"{source.location}: its classes ({', '.join(index.emotions)}) differ from the "
+                              f"other shard sets' ({', '.join(emotions)})")
+        emotions = index.emotions
+        urls = {source.url_of(name): n for name, n in index.shard_samples.items()}
+        if not urls:
+            raise ShardsError(f"{index_url}: lists no shard")
+        counts.update(urls)
+        if not source.remote:  # remote shards are not probed one by one: the first fetch tells
+            missing += [url for url in urls if not Path(url).is_file()]
     if missing:
         raise ShardsError(f"{len(missing)} shard file(s) missing, e.g. {missing[0]}; re-run `emoprep shard`")
-    return ShardSelection(files=files, samples=sum(index.shard_samples.values()),
-                          shard_samples={str(shards_dir / n): c for n, c in index.shard_samples.items()},
-                          emotions=index.emotions)
+    return ShardSelection(files=tuple(counts), samples=sum(counts.values()), shard_samples=counts,
+                          emotions=emotions or shardformat.SHARED_EMOTIONS)
 
 
 @dataclass(frozen=True)

@@ -109,14 +109,16 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
             report = skip_reporter(procs.rank, procs.world_size)
             loader = train_loader(train_part, modality=cfg.modality, batch_size=cfg.batch_size, epoch=epoch,
                                   seed=cfg.seed, rank=procs.rank, world_size=procs.world_size, workers=cfg.workers,
-                                  shuffle_buffer=cfg.shuffle_buffer, on_error=on_error, pin_memory=pin)
+                                  shuffle_buffer=cfg.shuffle_buffer, on_error=on_error, pin_memory=pin,
+                                  frames_on=cfg.decode_frames)
             with progress(loader, n_batches, f"epoch {epoch}/{cfg.epochs} train", procs.is_main) as batches:
                 train_sums, train_seconds = train_epoch(step_module, objective, optimizer, batches, cfg,
                                                         procs.device, epoch, procs.distributed, report)
             if procs.distributed:
                 share_rank0_buffers(objective)
             loader = eval_loader(val_part, modality=cfg.modality, batch_size=cfg.batch_size, rank=procs.rank,
-                                 world_size=procs.world_size, workers=cfg.workers, on_error=on_error, pin_memory=pin)
+                                 world_size=procs.world_size, workers=cfg.workers, on_error=on_error, pin_memory=pin,
+                                 frames_on=cfg.decode_frames)
             val_batches = math.ceil(val_part.samples / procs.world_size / cfg.batch_size)
             with progress(loader, val_batches, f"epoch {epoch}/{cfg.epochs} val", procs.is_main) as batches:
                 val_sums, val_seconds = evaluate_loader(objective, batches, procs.device, report)

@@ -6,6 +6,7 @@ import click
 from shardformat import PARTS
 
 from emotrain.checkpoint import CheckpointError
+from emotrain.commands.options import SHARDS_HELP, shards_option
 from emotrain.config import DEVICES, ConfigError
 from emotrain.data import SampleError, ShardsError
 from emotrain.evaluate import evaluate_run
@@ -17,8 +18,8 @@ from emotrain.evaluate import evaluate_run
 @click.option("--checkpoint", default="best", show_default=True, help="best, last, or a path to a .pt file.")
 @click.option("--split", required=True, help="Split in splits.json: paper, loso-1 .. loso-5.")
 @click.option("--part", type=click.Choice(PARTS), default="test", show_default=True)
-@click.option("--shards", type=click.Path(exists=True, file_okay=False), default=None,
-              help="Shard folder (default: the one the run was trained on).")
+@shards_option(required=False, help=SHARDS_HELP.split(" Repeat")[0] + " Repeat to score several sets as one "
+              "(weights are ignored). Default: what the run was trained on.")
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Metrics JSON to write (default: RUN/eval-<split>-<part>.json); the PNG goes beside it.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
@@ -33,6 +34,7 @@ def evaluate(run: str, **options) -> None:
       emotrain evaluate --run runs/av-dynamic --split paper
       emotrain evaluate --run runs/av-dynamic --split paper --part val --checkpoint last
       emotrain evaluate --run runs/loso-1 --split loso-1 --out results/loso-1/metrics.json
+      emotrain evaluate --run runs/av-dynamic --split paper --shards https://data.example.org/iemocap/
     """
     try:
         result = evaluate_run(run, on_skip=lambda message: click.echo(f"skipped {message}", err=True), **options)

@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 from emotrain.checkpoint import CheckpointError
+from emotrain.commands.options import shards_option
 from emotrain.config import DEVICES, MODEL_NAMES, ConfigError, TrainConfig
 from emotrain.data import SampleError, ShardsError
 from emotrain.experiment import CONFIGURATIONS, run_experiment
@@ -18,8 +19,7 @@ NAMES = [c.name for c in CONFIGURATIONS]
 
 
 @click.command()
-@click.option("--shards", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder written by `emoprep shard`.")
+@shards_option(required=True)
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Experiment folder: one fit run per configuration and seed, plus the reports.")
 @click.option("--split", default="paper", show_default=True, help="Split in splits.json.")

@@ -9,6 +9,7 @@ import click
 
 from emotrain import train
 from emotrain.checkpoint import CheckpointError
+from emotrain.commands.options import decode_frames_option, shards_option
 from emotrain.config import AUDIO_CONVS, DEVICES, MODEL_NAMES, WEIGHTINGS, ConfigError, TrainConfig
 from emotrain.data import MODALITIES, SampleError, ShardsError
 from emotrain.metrics import SELECTABLE
@@ -32,8 +33,7 @@ def parse_select(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 
 @click.command()
-@click.option("--shards", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Folder written by `emoprep shard` (splits.json and the tars).")
+@shards_option(required=True)
 @click.option("--split", required=True, help="Split in splits.json: paper, loso-1 .. loso-5.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--modality", type=click.Choice(MODALITIES), default=DEFAULTS["modality"], show_default=True,
@@ -69,6 +69,7 @@ def parse_select(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Also write the metrics as TensorBoard events in OUT/tensorboard/ (tensorboard --logdir OUT).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--strict", is_flag=True, help="Stop at the first corrupt sample instead of skipping it.")
+@decode_frames_option
 def fit(resume: bool, **options) -> None:
     """Train the emotion + gender model on one split; write checkpoints and metrics to --out.
 
@@ -83,6 +84,8 @@ def fit(resume: bool, **options) -> None:
       emotrain fit --shards shards --split loso-1 --out runs/a-uncert --modality a --weighting uncertainty
       emotrain fit --shards shards --split paper --out runs/av-dynamic --epochs 30 --resume
       emotrain fit --shards shards --split paper --out runs/av-dynamic --tensorboard
+      emotrain fit --shards http://data:8000/iemocap/ --shards s3://corpora/msp/@0.5 --split paper --out runs/mix
+      emotrain fit --shards shards --split paper --out runs/gpu --device cuda --decode-frames device
       torchrun --nproc_per_node 4 -m emotrain.cli fit --shards shards --split paper --out runs/ddp
     """
     try:

@@ -9,6 +9,7 @@ import click
 from shardformat import PARTS
 
 from emotrain.checkpoint import CheckpointError
+from emotrain.commands.options import shards_option
 from emotrain.config import DEVICES, ConfigError
 from emotrain.data import ShardsError
 from emotrain.predict import DROPS, FILLS, Predictor, predict_shards, select_shards
@@ -25,8 +26,8 @@ SOME_FAILED = 3
 @click.command()
 @click.option("--run", "run", required=True, type=click.Path(exists=True, file_okay=False),
               help="Run folder written by `emotrain fit`.")
-@click.option("--shards", required=True, type=click.Path(exists=True, file_okay=False),
-              help="Shard folder (e.g. of `emoprep extract --corpus clips`, then `emoprep shard`).")
+@shards_option(required=True, help="Shard set(s) to predict: a folder written by `emoprep shard` (e.g. after "
+              "`emoprep extract --corpus clips`) or a URL prefix (docs/streaming.md); repeatable.")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=Path("predictions.csv"),
               show_default=True, help="Per-window table, .csv or .parquet; the per-video table goes beside it.")
 @click.option("--checkpoint", default="best", show_default=True, help="best, last, or a path to a .pt file.")
@@ -43,7 +44,7 @@ SOME_FAILED = 3
               help="The run's training shards, for the branch means (default: where the run was trained from).")
 @click.option("--drop", type=click.Choice(DROPS), default=None,
               help="Predict as if every sample lacked this modality (to measure what a missing one costs).")
-def predict(run: str, shards: str, out: Path, checkpoint: str, split: str | None, part: str, timeline: bool,
+def predict(run: str, shards: tuple[str, ...], out: Path, checkpoint: str, split: str | None, part: str, timeline: bool,
             batch_size: int, workers: int, device: str, fill: str, fill_shards: str | None, drop: str | None) -> None:
     """Predict emotion and gender for every window (sample) of a shard folder; a row per window and per video.
 
