@@ -44,6 +44,7 @@ import cv2
 import numpy as np
 
 from report import table, write_json  # benchmarks/report.py: run as scripts, beside it
+from emoprep.extract import DETECT_EVERY as EVERY, SMOOTH_SIGMA as SIGMA  # measured as extract runs
 from emoprep.media.face_track import (
     crop_origins, cut_crops, fixed_centre, follow_speaker, sample_frames, track_centres,
 )
@@ -54,8 +55,6 @@ from emoprep.media.ffmpeg_bin import ffmpeg_exe
 from emoprep.media.video import half_geometry, probe
 
 VIDEO_SUFFIXES = (".mpg", ".mp4", ".avi", ".mov", ".mkv", ".webm")
-EVERY = 5  # extract's DETECT_EVERY
-SIGMA = 2.5  # extract's SMOOTH_SIGMA
 CROP = 96
 HALF = (154, 206)  # a 360x480 IEMOCAP half, scaled by 96/224
 CENTRED = 0.15  # of the crop side
