@@ -21,7 +21,11 @@ test: install
 
 # synth -> labels -> extract -> shard -> verify -> inspect -> fit -> evaluate -> predict on real videos.
 # Every step resumes or reuses what an earlier run finished, so a second `make demo` is quick.
-# CORPUS=crema-d or CORPUS=ravdess runs the same on that corpus's synthetic twin (docs/corpora/).
+# CORPUS=crema-d or CORPUS=ravdess runs the same on that corpus's synthetic twin (docs/corpora/): demo-corpus below.
+CORPUS ?= iemocap
+ifneq ($(CORPUS),iemocap)
+demo: demo-corpus
+else
 demo: install
 	$(BIN)/emoprep synth --out $(DATA)/synth
 	$(BIN)/emoprep labels --iemocap $(DATA)/synth --out $(DATA)/labels.parquet
@@ -39,10 +43,28 @@ demo: install
 	@echo "  run $(DATA)/runs/mm-dynamic (metrics.csv, curves.png, eval-paper-test.json),"
 	@echo "  predictions on the real GRID clips of tests/data/grid: $(DATA)/predictions.csv, $(DATA)/predictions-videos.csv"
 	@echo "Next: make table1 (the six-configuration experiment, about 10 minutes on 2 cores)"
+endif
 
 # The paper's Table 1 and Figure 2 on the demo's synthetic shards: six configurations (docs/experiments.md).
 table1: demo
 	$(BIN)/emotrain experiment --shards $(DATA)/shards --out $(DATA)/runs/table1 $(DEMO_TRAIN)
+
+# The same path on a CREMA-D or RAVDESS twin, in $(DATA)/$(CORPUS)/ (docs/corpora/<corpus>.md): 6 actors,
+# 84 clips in the shared four classes, trained on fold actor-1's train actors and scored on its test actor.
+DEMO_SYNTH_crema-d := --actors 6 --sentences 2
+DEMO_SYNTH_ravdess := --actors 6 --statements 2
+.PHONY: demo-corpus
+demo-corpus: install
+	@test -n "$(DEMO_SYNTH_$(CORPUS))" || { echo "CORPUS=$(CORPUS): choose iemocap, crema-d or ravdess" >&2; exit 2; }
+	$(BIN)/emoprep synth --corpus $(CORPUS) --out $(DATA)/$(CORPUS)/synth $(DEMO_SYNTH_$(CORPUS))
+	$(BIN)/emoprep labels --corpus $(CORPUS) --root $(DATA)/$(CORPUS)/synth --out $(DATA)/$(CORPUS)/labels.parquet
+	$(BIN)/emoprep extract --corpus $(CORPUS) --root $(DATA)/$(CORPUS)/synth --out $(DATA)/$(CORPUS)/work
+	$(BIN)/emoprep shard --work $(DATA)/$(CORPUS)/work --out $(DATA)/$(CORPUS)/shards
+	$(BIN)/emoprep verify $(DATA)/$(CORPUS)/shards
+	$(BIN)/emoprep inspect $(DATA)/$(CORPUS)/shards --out $(DATA)/$(CORPUS)/contact-sheet.png
+	test -f $(DATA)/$(CORPUS)/runs/mm-dynamic/last.pt || $(BIN)/emotrain fit --shards $(DATA)/$(CORPUS)/shards \
+		--split actor-1 --out $(DATA)/$(CORPUS)/runs/mm-dynamic $(DEMO_TRAIN)
+	$(BIN)/emotrain evaluate --run $(DATA)/$(CORPUS)/runs/mm-dynamic --split actor-1 --part test
 
 clean-demo:
 	rm -rf $(DATA)

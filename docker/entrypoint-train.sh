@@ -6,7 +6,7 @@
 # tests/test_docker.py checks that the verbs listed here are emotrain's.
 set -e
 case "${1:-}" in
-    fit|evaluate|experiment|-*|"")
+    fit|evaluate|experiment|predict|-*|"")
         exec emotrain "$@"
         ;;
     *)

@@ -1,9 +1,10 @@
-"""emoprep: turn the IEMOCAP corpus into WebDataset shards for emotrain.
+"""emoprep: turn an audio-visual emotion corpus (IEMOCAP, CREMA-D, RAVDESS) into WebDataset shards for emotrain.
 
 Architecture (one module per idea):
-  corpus/iemocap.py  parse a corpus root into typed records (no media I/O)
-  labels.py          label policies (paper majority vote, released) -> labels table
-  synth/             a synthetic corpus in IEMOCAP's exact on-disk format
+  corpus/            one recipe per corpus: its metadata -> typed clip records, label policies, splits
+                     (no media I/O); the only place that knows a corpus
+  labels.py          clip records -> the labels table (Parquet), whatever the corpus
+  synth/             synthetic corpora in IEMOCAP's, CREMA-D's and RAVDESS's exact on-disk formats
   media/             the edges: ffmpeg binary, audio and video readers, face detectors
   extract.py         per-utterance waveform + face crops into WORK, resumable
   shard.py           WORK -> deterministic WebDataset shards + splits.json

@@ -16,13 +16,16 @@ from emoprep.commands.verify import verify
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="emoprep")
 def main() -> None:
-    """Preprocess IEMOCAP into WebDataset shards for emotrain.
+    """Preprocess an audio-visual emotion corpus into WebDataset shards for emotrain.
+
+    Any corpus with a recipe: --corpus iemocap | crema-d | ravdess | clips
+    --root PATH (--iemocap PATH for short); docs/data-preparation.md.
 
     \b
     Typical run:
       emoprep synth   --out data/synth                 # or use the real corpus
       emoprep labels  --iemocap data/synth --out data/labels.parquet
-      emoprep extract --iemocap data/synth --out work
+      emoprep extract --iemocap data/synth --out work  # or --corpus crema-d --root /data/CREMA-D
       emoprep shard   --work work --out shards
       emoprep verify  shards
       emoprep inspect shards --out sheet.png

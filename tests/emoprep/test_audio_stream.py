@@ -73,3 +73,16 @@ def test_no_audio_stream_text_file_missing_file_and_a_window_past_the_end_name_f
     short = make_video(tmp_path / "short.mkv", 1.0, audio=tones(1.0, 48_000, (440.0,)))
     with pytest.raises(AudioError, match=r"empty audio: .*short\.mkv"):
         read_audio_stream(short, start=5.0, duration=1.0)
+
+
+def test_an_aac_soundtrack_read_whole_keeps_its_first_frame(tmp_path):
+    # A seek to 0 would make ffmpeg drop the first AAC frame (1,024 samples, 341 at 16 kHz) with its priming.
+    rate = 48_000
+    t = np.arange(2 * rate) / rate
+    chirp = 0.3 * np.sin(2 * np.pi * (200 * t + 700 * t ** 2))  # 200 Hz rising to 3 kHz: one alignment only
+    whole = read_audio_stream(make_video(tmp_path / "talk.mp4", 2.0, audio=chirp, rate=rate)).samples.astype(float)
+    reference = resample_poly(chirp, 1, 3) * 32768
+    assert abs(len(whole) - 2 * SAMPLE_RATE) < 100
+    lags = range(-600, 601)
+    errors = [np.abs(whole[2_000 + lag:10_000 + lag] - reference[2_000:10_000]).mean() for lag in lags]
+    assert abs(lags[int(np.argmin(errors))]) < 20  # aligned with the source, not 341 samples late

@@ -9,7 +9,9 @@ face-alignment, OpenCV or ffmpeg.
   weighting.py  joint loss weightings: static, dynamic (the paper's), uncertainty, dwa
   metrics.py    WA, UA, macro-F1, confusion matrices, NLL sums
   train.py      the training loop, top to bottom (fit); evaluate.py: evaluate a run
-  experiment.py the paper's Table 1 / Figure 2 in one command
+  experiment.py the paper's Table 1 / Figure 2 over every fold x configuration x seed, in one command
+  experiment_report.py  its tables, paired tests and figures; stats.py: the paired statistics
+  provenance.py the commands and environment an experiment folder keeps
 """
 
 __version__ = "0.1.0"

@@ -20,9 +20,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-# write_atomic is imported from here by experiment.py (being rewritten on another branch); once that
-# branch imports it from emotrain.atomic, this re-export goes.
-from emotrain.atomic import atomic_path, write_atomic  # noqa: F401
+from emotrain.atomic import atomic_path
 
 CHECKPOINT_FORMAT = "emotrain-checkpoint-1"
 

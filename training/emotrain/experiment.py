@@ -1,31 +1,46 @@
-"""The paper's Table 1 and Figure 2 in one command, and two better-founded weightings beside them.
+"""The paper's Table 1 and Figure 2, cross-validated: every fold x configuration x seed, then paired tests.
 
-Every configuration is trained with the same data, epochs and seeds as an ordinary `emotrain fit`
-run folder, DIR/<name>/seed-<s>/, then its best checkpoint (chosen on validation, never on the last
-batch) is scored on validation and test. A configuration whose run finished and was scored is not
-trained again; one that was interrupted is resumed.
+`--split` names one split of SHARDS/splits.json (`paper`) or a family of folds: every split named
+`<family>-<k>` (`loso` -> loso-1 .. loso-5; another corpus's recipe may define `actor-1 .. actor-6`).
+Every (fold, configuration, seed) is an ordinary `emotrain fit` run folder, DIR/<fold>/<name>/seed-<s>/
+(DIR/<name>/seed-<s>/ for a single split); its best checkpoint (chosen on validation, never on the last
+batch) is scored on validation and test. A run that finished and was scored is not trained again; one
+that was interrupted is resumed.
+
+Three modes, so the runs can be spread over GPUs or machines sharing DIR:
+  all      train what is missing, then write the reports (the default);
+  train    train and score only the units asked for (`--folds 1,3`, `--configs ...`), no reports;
+  collect  train nothing: gather the finished runs and write the reports, naming what is missing.
+
+The reports (emotrain.experiment_report): table.md / table.json with each figure's mean and std over
+folds x seeds and paired tests between configurations on the same folds and seeds, README.md, the
+figures. DIR/provenance.jsonl records every invocation's command and environment.
 
 The paper compares configurations on the validation NLL *weighted by each run's own task weights*.
 That figure falls when the dynamic weights move toward the easier task (gender) even if nothing is
-learnt better, so the table also carries the unweighted L_e + L_g and the accuracies, and DIR/README.md
-says whether the two NLL rankings agree.
+learnt better, so the table also carries the unweighted L_e + L_g and the accuracies.
 """
 
 from __future__ import annotations
 
 import json
-import statistics
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
 
-from emotrain.checkpoint import load_checkpoint, write_atomic
-from emotrain.config import TrainConfig
+from emotrain.checkpoint import load_checkpoint
+from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config
+from emotrain.data import ShardsError
 from emotrain.evaluate import evaluate_run
-from emotrain.metrics import save_figure
-from emotrain.train import fit, read_metrics
+from emotrain.experiment_report import write_reports
+from emotrain.provenance import record_invocation
+from emotrain.metrics_log import read_metrics
+from emotrain.train import fit
+
+MODES = ("all", "train", "collect")
 
 
 @dataclass(frozen=True)
@@ -44,49 +59,127 @@ CONFIGURATIONS = (
     Configuration("MM-uncertainty", "av", "uncertainty"),
     Configuration("MM-dwa", "av", "dwa"),
 )
-MODALITY_NAMES = {"a": "audio", "v": "video", "av": "audio + video"}
-# Columns of table1.json, each the mean over seeds, with "<column>_std" beside it.
-COLUMNS = (
-    "w_emotion", "w_gender", "val_nll_weighted_sum", "val_unweighted_nll",
-    "val_emotion_wa", "val_emotion_ua", "val_emotion_f1", "val_gender_acc",
-    "test_emotion_wa", "test_emotion_ua", "test_emotion_f1", "test_gender_acc", "best_epoch",
-)
 
 
 @dataclass(frozen=True)
-class SeedResult:
+class Folds:
+    """What --split resolved to: the family name (None for a single split) and its splits in order."""
+
+    family: str | None
+    splits: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One fit run of the experiment."""
+
+    fold: str
     configuration: Configuration
     seed: int
+
+
+@dataclass(frozen=True)
+class RunResult:
+    unit: Unit
     run: Path
-    figures: dict[str, float]  # COLUMNS for this seed
+    figures: dict[str, float]  # experiment_report.COLUMNS for this run
     rows: list[dict]  # the run's metrics.jsonl
+    test_confusion: list[list[int]]  # emotion, rows true, columns predicted
+
+
+def resolve_folds(shards: Path | str, split: str, chosen: Sequence[str] = ()) -> Folds:
+    """`split` as one split of splits.json or as the family of `<split>-<k>` splits; `chosen` picks folds.
+
+    A fold in `chosen` is its number k or its full name.
+    """
+    splits_file = Path(shards) / "splits.json"
+    try:
+        names = list(json.loads(splits_file.read_text(encoding="utf-8"))["splits"])
+    except (OSError, ValueError, KeyError, TypeError) as exn:
+        raise ShardsError(f"{splits_file}: cannot read its splits ({exn}); is {shards} a folder written by "
+                          "`emoprep shard`?") from exn
+    pattern = re.compile(rf"{re.escape(split)}-(\d+)")
+    members = sorted((int(m.group(1)), name) for name in names if (m := pattern.fullmatch(name)))
+    if split in names:
+        if chosen:
+            raise ConfigError(f"--folds needs a family of folds, but {split!r} is a single split of {splits_file}")
+        return Folds(None, (split,))
+    if not members:
+        families = sorted({name.rsplit("-", 1)[0] for name in names if re.fullmatch(r".+-\d+", name)})
+        raise ShardsError(f"{splits_file}: no split {split!r} and no folds {split}-1, {split}-2, ...; splits: "
+                          f"{', '.join(names) or 'none'}; families: {', '.join(families) or 'none'}")
+    folds = tuple(name for _, name in members)
+    if not chosen:
+        return Folds(split, folds)
+    picked = []
+    for item in chosen:
+        name = f"{split}-{item}" if item.isdigit() else item
+        if name not in folds:
+            raise ConfigError(f"--folds {item}: {split!r} has the folds {', '.join(folds)}")
+        picked.append(name)
+    return Folds(split, tuple(f for f in folds if f in picked))
+
+
+def plan_units(folds: Folds, configurations: Sequence[Configuration], first_seed: int, seeds: int) -> list[Unit]:
+    return [Unit(fold, configuration, first_seed + s)
+            for fold in folds.splits for configuration in configurations for s in range(seeds)]
+
+
+def unit_config(base: TrainConfig, out: Path, folds: Folds, unit: Unit) -> TrainConfig:
+    prefix = out if folds.family is None else out / unit.fold
+    return replace(base, out=str(prefix / unit.configuration.name / f"seed-{unit.seed}"), split=unit.fold,
+                   seed=unit.seed, modality=unit.configuration.modality, weighting=unit.configuration.weighting)
 
 
 def run_experiment(base: TrainConfig, out: Path, seeds: int, configurations: Sequence[Configuration] = CONFIGURATIONS,
-                   echo: Callable[[str], None] = click.echo) -> list[dict]:
-    """Train and score every configuration for seeds base.seed .. base.seed + seeds - 1; write the reports."""
+                   *, folds: Sequence[str] = (), mode: str = "all", command: str = "",
+                   echo: Callable[[str], None] = click.echo) -> list[RunResult]:
+    """Train (unless collecting) and score every unit; write the reports (unless only training).
+
+    Returns the scored runs; in collect mode the missing ones are reported by echo and in table.md.
+    """
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     out = Path(out)
+    resolved = resolve_folds(base.shards, base.split, folds)
+    units = plan_units(resolved, configurations, base.seed, seeds)
     out.mkdir(parents=True, exist_ok=True)
-    results: list[SeedResult] = []
-    total = len(configurations) * seeds
-    for number, (configuration, seed) in enumerate(
-            ((c, base.seed + s) for c in configurations for s in range(seeds)), start=1):
-        run = out / configuration.name / f"seed-{seed}"
-        cfg = replace(base, out=str(run), seed=seed, modality=configuration.modality,
-                      weighting=configuration.weighting)
-        status = train_or_reuse(cfg, echo)
-        result = score_run(configuration, cfg)
+    record_invocation(out, command=command, mode=mode, device=base.device, units=len(units))
+
+    results: list[RunResult] = []
+    missing: list[Unit] = []
+    for number, unit in enumerate(units, start=1):
+        cfg = unit_config(base, out, resolved, unit)
+        if mode == "collect":
+            if not is_finished(cfg):
+                missing.append(unit)
+                continue
+            status = "collected"
+        else:
+            status = train_or_reuse(cfg, echo)
+        result = score_run(unit, cfg)
         results.append(result)
-        echo(f"[{number}/{total}] {configuration.name} seed {seed}: {status}; "
+        echo(f"[{number}/{len(units)}] {unit.fold} {unit.configuration.name} seed {unit.seed}: {status}; "
              f"val UA {result.figures['val_emotion_ua']:.3f}, test UA {result.figures['test_emotion_ua']:.3f}, "
              f"test gender {result.figures['test_gender_acc']:.3f}, "
              f"w = {result.figures['w_emotion']:.2f}/{result.figures['w_gender']:.2f}")
-    table = summarise(results, configurations)
-    write_atomic(out / "table1.json", json.dumps(table, indent=2) + "\n")
-    write_atomic(out / "table1.md", table_markdown(table, base) + "\n")
-    plot_figure2(results, out / "fig2.png")
-    write_atomic(out / "README.md", reading(table, base) + "\n")
-    return table
+    for unit in missing:
+        echo(f"missing: {unit.fold} {unit.configuration.name} seed {unit.seed} (not trained or not finished)")
+    if mode != "train":
+        if not results:
+            raise ConfigError(f"{out}: none of the {len(units)} runs has finished; nothing to collect")
+        write_reports(out, base, resolved, configurations, results, missing)
+    return results
+
+
+def is_finished(cfg: TrainConfig) -> bool:
+    """The run holds cfg.epochs epochs (or more) and a best checkpoint; a run trained with other options
+    is refused (ConfigError naming them), never reused or collected."""
+    run = Path(cfg.out)
+    if not ((run / "last.pt").is_file() and (run / "best.pt").is_file()):
+        return False
+    check_same_run(read_run_config(run), cfg, str(run / "config.json"))
+    return load_checkpoint(run / "last.pt")["epoch"] >= cfg.epochs
 
 
 def train_or_reuse(cfg: TrainConfig, echo: Callable[[str], None]) -> str:
@@ -95,15 +188,14 @@ def train_or_reuse(cfg: TrainConfig, echo: Callable[[str], None]) -> str:
     if not last.exists():
         fit(cfg, echo=lambda message: None)
         return "trained"
-    done = load_checkpoint(last)["epoch"]
-    if done >= cfg.epochs:
+    if is_finished(cfg):
         return "reused"
-    echo(f"resuming {cfg.out} after epoch {done}")
+    echo(f"resuming {cfg.out} after epoch {load_checkpoint(last)['epoch']}")
     fit(cfg, resume=True, echo=lambda message: None)
     return "resumed"
 
 
-def score_run(configuration: Configuration, cfg: TrainConfig) -> SeedResult:
+def score_run(unit: Unit, cfg: TrainConfig) -> RunResult:
     """The best checkpoint's figures on validation and test (scored once, then read back)."""
     run = Path(cfg.out)
     scored = {}
@@ -121,130 +213,10 @@ def score_run(configuration: Configuration, cfg: TrainConfig) -> SeedResult:
         # The paper's column: each task's NLL summed over the validation set, weighted by the run's weights.
         "val_nll_weighted_sum": val["w_emotion"] * val["emotion_nll_sum"] + val["w_gender"] * val["gender_nll_sum"],
         "val_unweighted_nll": val["unweighted_nll"],
+        "test_unweighted_nll": test["unweighted_nll"],
         "best_epoch": float(val["epoch"]),
     }
     for part, metrics in scored.items():
         for key in ("emotion_wa", "emotion_ua", "emotion_f1", "gender_acc"):
             figures[f"{part}_{key}"] = metrics[key]
-    return SeedResult(configuration, cfg.seed, run, figures, read_metrics(run))
-
-
-def summarise(results: Sequence[SeedResult], configurations: Sequence[Configuration]) -> list[dict]:
-    table = []
-    for configuration in configurations:
-        mine = [r for r in results if r.configuration == configuration]
-        row: dict = {"name": configuration.name, "modalities": MODALITY_NAMES[configuration.modality],
-                     "weighting": configuration.weighting, "seeds": [r.seed for r in mine]}
-        for column in COLUMNS:
-            values = [r.figures[column] for r in mine]
-            row[column] = statistics.fmean(values)
-            row[f"{column}_std"] = statistics.stdev(values) if len(values) > 1 else 0.0
-        table.append(row)
-    return table
-
-
-def _cell(row: dict, column: str, percent: bool = False) -> str:
-    """mean ± std over seeds; the mean alone for one seed, where a std of 0 would say nothing."""
-    scale, digits = (100, 1) if percent else (1, 3 if column.startswith("w_") else 2)
-    mean = f"{scale * row[column]:.{digits}f}"
-    if len(row["seeds"]) == 1:
-        return mean
-    return f"{mean} ± {scale * row[f'{column}_std']:.{digits}f}"
-
-
-def table_markdown(table: Sequence[dict], base: TrainConfig) -> str:
-    header = ("| configuration | modalities | w_emotion | w_gender | val NLL, weighted sum (paper) "
-              "| val L_e + L_g (mean) | val UA % | test WA % | test UA % | test F1 % | test gender % "
-              "| best epoch |")
-    lines = [
-        f"# Table 1: split `{base.split}`, model `{base.model}`, {base.epochs} epochs, "
-        f"seeds {table[0]['seeds']}" + (" (mean ± std)" if len(table[0]["seeds"]) > 1 else ""),
-        "",
-        header,
-        "|" + "---|" * (header.count("|") - 1),
-    ]
-    for row in table:
-        lines.append(
-            f"| {row['name']} | {row['modalities']} | {_cell(row, 'w_emotion')} | {_cell(row, 'w_gender')} "
-            f"| {_cell(row, 'val_nll_weighted_sum')} | {_cell(row, 'val_unweighted_nll')} "
-            f"| {_cell(row, 'val_emotion_ua', True)} | {_cell(row, 'test_emotion_wa', True)} "
-            f"| {_cell(row, 'test_emotion_ua', True)} | {_cell(row, 'test_emotion_f1', True)} "
-            f"| {_cell(row, 'test_gender_acc', True)} | {row['best_epoch']:.1f} |")
-    return "\n".join(lines)
-
-
-def ranking(table: Sequence[dict], column: str, higher_is_better: bool = False) -> list[str]:
-    return [row["name"] for row in sorted(table, key=lambda r: r[column], reverse=higher_is_better)]
-
-
-def reading(table: Sequence[dict], base: TrainConfig) -> str:
-    """A short reading of the table: who wins what, and whether the paper's criterion misleads."""
-    def best(column: str, higher: bool) -> str:
-        row = (max if higher else min)(table, key=lambda r: r[column])
-        return f"{row['name']} ({row[column]:.3f})"
-
-    weighted = ranking(table, "val_nll_weighted_sum")
-    unweighted = ranking(table, "val_unweighted_nll")
-    agree = weighted == unweighted
-    lines = [
-        f"# Reading Table 1 (split `{base.split}`, model `{base.model}`)",
-        "",
-        "See table1.md for the figures and fig2.png for the curves.",
-        "",
-        f"- Lowest validation NLL, weighted as in the paper: {best('val_nll_weighted_sum', False)}.",
-        f"- Lowest validation L_e + L_g (unweighted): {best('val_unweighted_nll', False)}.",
-        f"- Best validation emotion UA: {best('val_emotion_ua', True)}.",
-        f"- Best test emotion UA: {best('test_emotion_ua', True)}; best test WA: {best('test_emotion_wa', True)}; "
-        f"best test macro-F1: {best('test_emotion_f1', True)}.",
-        f"- Best test gender accuracy: {best('test_gender_acc', True)}.",
-        "",
-        f"Ranking by the paper's weighted NLL: {', '.join(weighted)}.",
-        f"Ranking by the unweighted L_e + L_g: {', '.join(unweighted)}.",
-        "",
-        ("The two rankings agree." if agree else
-         "The two rankings disagree: the weighted figure rewards runs whose weights moved toward the easier "
-         "task, so compare configurations on the unweighted NLL and the accuracies."),
-    ]
-    return "\n".join(lines)
-
-
-def plot_figure2(results: Sequence[SeedResult], path: Path) -> None:
-    """Joint loss against epoch (train and validation; static vs dynamic; unimodal vs multimodal) and weights."""
-    from matplotlib.figure import Figure
-
-    def mean_curve(name: str, part: str, key: str) -> tuple[list[int], list[float]]:
-        runs = [r.rows for r in results if r.configuration.name == name]
-        epochs = sorted({row["epoch"] for rows in runs for row in rows if row["part"] == part})
-        values = [statistics.fmean(row[key] for rows in runs for row in rows
-                                   if row["part"] == part and row["epoch"] == e) for e in epochs]
-        return epochs, values
-
-    names = list(dict.fromkeys(r.configuration.name for r in results))
-    colour = {name: f"C{i}" for i, name in enumerate(names)}  # one colour per configuration in every panel
-    panels = [
-        ("static vs dynamic (audio + video)", [n for n in names if n in ("MM-static", "MM-dynamic")], "joint_loss"),
-        ("unimodal vs multimodal (dynamic)", [n for n in names if n.endswith("dynamic") or "dynamic-" in n],
-         "joint_loss"),
-        ("all configurations: unweighted L_e + L_g", names, "unweighted_nll"),
-    ]
-    fig = Figure(figsize=(20, 4.5), layout="constrained")
-    axes = fig.subplots(1, 4)
-    for axis, (title, chosen, key) in zip(axes, panels):
-        for name in chosen:
-            for part, style in (("train", "--"), ("val", "-")):
-                epochs, values = mean_curve(name, part, key)
-                axis.plot(epochs, values, style, color=colour[name], label=f"{name} {part}")
-        axis.set_title(f"{title}\n(dashed: train, solid: validation)", fontsize=9)
-        axis.set_xlabel("epoch")
-        axis.set_ylabel(key.replace("_", " "))
-        axis.legend(fontsize=7)
-    weights_axis = axes[3]
-    for name in names:
-        epochs, values = mean_curve(name, "val", "w_emotion")
-        weights_axis.plot(epochs, values, color=colour[name], label=name)
-    weights_axis.axhline(0.5, color="grey", linewidth=0.5)
-    weights_axis.set_title("task weights (w_gender = 1 - w_emotion)")
-    weights_axis.set_xlabel("epoch")
-    weights_axis.set_ylabel("w_emotion")
-    weights_axis.legend(fontsize=7)
-    save_figure(fig, path)
+    return RunResult(unit, run, figures, read_metrics(run), test["confusion"])

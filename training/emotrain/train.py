@@ -45,7 +45,6 @@ from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_c
 from emotrain.data import Batch, batches_per_rank, eval_loader, read_part, train_loader
 from emotrain.evaluate import evaluate_loader
 from emotrain.metrics import MetricSums, is_better, plot_curves
-# read_metrics: experiment.py imports it from here (being rewritten on another branch).
 from emotrain.metrics_log import TensorBoardLog, read_metrics, write_metrics
 from emotrain.objective import (
     Objective,

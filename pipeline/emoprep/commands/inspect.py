@@ -12,7 +12,7 @@ from emoprep.verify import FormatError, SampleError
 
 @click.command()
 @click.argument("shards", type=click.Path(exists=True, file_okay=False, path_type=Path))
-@click.option("--split", default=None, help="Only this split (paper, loso-1, ...); default: all.")
+@click.option("--split", default=None, help="Only this split (paper, loso-1, actor-1, ...); default: all.")
 @click.option("--out", default="contact-sheet.png", show_default=True, type=click.Path(dir_okay=False, path_type=Path),
               help="Where the contact sheet PNG goes.")
 @click.option("--per-class", type=click.IntRange(1, 20), default=6, show_default=True,

@@ -1,4 +1,4 @@
-"""`emoprep shard`: a WORK folder -> WebDataset shards, splits.json and index.json (format v1)."""
+"""`emoprep shard`: a WORK folder -> WebDataset shards, splits.json and index.json (format v2)."""
 
 from __future__ import annotations
 
@@ -15,16 +15,17 @@ from emoprep.shard import DEFAULT_MAX_SAMPLES_PER_SHARD, NotAWorkFolder, ShardEr
 @click.option("--out", default="shards", show_default=True, type=click.Path(file_okay=False, path_type=Path),
               help="Where the shards go; an earlier shard set there is replaced.")
 @click.option("--seed", type=int, default=0, show_default=True,
-              help="Seeds the paper split's 60/20/20 draw and the sample order within shards.")
+              help="Seeds a random split's draw (IEMOCAP's paper 60/20/20) and the sample order within shards.")
 @click.option("--max-samples-per-shard", type=click.IntRange(min=1), default=DEFAULT_MAX_SAMPLES_PER_SHARD,
               show_default=True, help="A speaker's group is cut into near-equal shards of at most this many samples.")
 def shard(work: Path, out: Path, seed: int, max_samples_per_shard: int) -> None:
-    """Write the ok utterances of WORK as WebDataset shards in format v1 (shards/README.md).
+    """Write the ok utterances of WORK as WebDataset shards in format v2 (shards/README.md).
 
-    Each shard holds one speaker (ses<S><G>) and one group (impro-train, impro-val, impro-test:
-    the seeded 60/20/20 draw over improvised utterances; script), so the paper split and the
-    leave-one-session-out folds in splits.json are plain lists of shards. Same WORK and seed give
-    byte-identical shards. Nothing is replaced until every file was written.
+    Each shard, <speaker>-<group>[-<part>]-NNNN.tar, holds one speaker and one group of the
+    corpus recipe (and one part of its random split, if it has one), so every split of the recipe
+    (IEMOCAP: paper, loso-1..5; CREMA-D, RAVDESS: actor-k) is a plain list of shards in
+    splits.json, which also holds the class list. Same WORK and seed give byte-identical shards.
+    Nothing is replaced until every file was written.
 
     \b
     Examples:
@@ -35,7 +36,7 @@ def shard(work: Path, out: Path, seed: int, max_samples_per_shard: int) -> None:
     Exit status:
       0  done
       1  the WORK content cannot be sharded: a missing media file, a bad manifest
-         row or media file, no ok utterance, an empty paper part
+         row or media file, no ok utterance
       2  bad usage: --work is missing or not a WORK folder (no manifest.parquet)
     """
     try:

@@ -91,7 +91,9 @@ def read_audio_stream(
     if duration is None and max_samples is not None:
         duration = max_samples / SAMPLE_RATE  # what would be cut anyway is not decoded
     # ffmpeg's -t ends a little early or late (packet boundaries, AAC priming): decode a margin, cut below.
-    window = ["-ss", f"{start:.6f}"] + ([] if duration is None else ["-t", f"{duration + _TAIL_SECONDS:.6f}"])
+    # No seek at 0: `-ss 0` makes ffmpeg drop an AAC stream's first frame (1,024 samples) with its priming.
+    window = (["-ss", f"{start:.6f}"] if start > 0 else []) + (
+        [] if duration is None else ["-t", f"{duration + _TAIL_SECONDS:.6f}"])
     with tempfile.TemporaryDirectory(prefix="emoprep-audio-") as folder:
         wav = Path(folder) / "stream.wav"
         result = subprocess.run(

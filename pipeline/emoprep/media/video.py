@@ -1,7 +1,8 @@
-"""Dialog AVIs in, the speaker's half at 25 fps out, decoded by ffmpeg and streamed frame by frame.
+"""A video in, the speaker's region (a half of a split-screen dialog, or the whole frame) at 25 fps out,
+decoded by ffmpeg and streamed frame by frame.
 
 One ffmpeg process per utterance does the seeking (`-ss` before `-i`, frame
-exact for these AVIs), the cut to the speaker's half, the resampling to 25 fps
+exact for IEMOCAP's AVIs), the cut to the speaker's region, the resampling to 25 fps
 and an area downscale, so Python only ever sees small frames. They come as
 4:2:0 YUV and OpenCV turns them into RGB: converting inside ffmpeg's scaler
 cost about twice as much as the scaling alone (measured on the synthetic
@@ -39,7 +40,7 @@ _TAIL_SECONDS = 0.1
 
 
 class VideoError(BadInput):
-    """A dialog video that cannot give the frames asked for."""
+    """A video that cannot give the frames asked for."""
 
 
 @dataclass(frozen=True)

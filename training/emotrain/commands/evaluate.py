@@ -16,7 +16,8 @@ from emotrain.evaluate import evaluate_run
 @click.option("--run", "run", required=True, type=click.Path(exists=True, file_okay=False),
               help="Run folder written by `emotrain fit`.")
 @click.option("--checkpoint", default="best", show_default=True, help="best, last, or a path to a .pt file.")
-@click.option("--split", required=True, help="Split in splits.json: paper, loso-1 .. loso-5.")
+@click.option("--split", required=True, help="Split in the shards' splits.json: paper, loso-1..5 (IEMOCAP), "
+              "actor-1.. (CREMA-D, RAVDESS).")
 @click.option("--part", type=click.Choice(PARTS), default="test", show_default=True)
 @shards_option(required=False, help=SHARDS_HELP.split(" Repeat")[0] + " Repeat to score several sets as one "
               "(weights are ignored). Default: what the run was trained on.")
@@ -29,9 +30,13 @@ from emotrain.evaluate import evaluate_run
 def evaluate(run: str, **options) -> None:
     """Score a checkpoint of a run on one part of a split: WA, UA, macro-F1, gender accuracy, NLLs.
 
+    With --shards, on another shard set: another corpus's, made with the same class set
+    (`emoprep extract --classes shared`) for a cross-corpus score; other classes are refused.
+
     \b
     Examples:
       emotrain evaluate --run runs/av-dynamic --split paper
+      emotrain evaluate --run runs/crema-d --shards shards-ravdess --split actor-1 --out ravdess.json
       emotrain evaluate --run runs/av-dynamic --split paper --part val --checkpoint last
       emotrain evaluate --run runs/loso-1 --split loso-1 --out results/loso-1/metrics.json
       emotrain evaluate --run runs/av-dynamic --split paper --shards https://data.example.org/iemocap/

@@ -34,7 +34,8 @@ def parse_select(ctx: click.Context, param: click.Parameter, value: str) -> str:
 
 @click.command()
 @shards_option(required=True)
-@click.option("--split", required=True, help="Split in splits.json: paper, loso-1 .. loso-5.")
+@click.option("--split", required=True, help="Split in the shards' splits.json: paper, loso-1..5 (IEMOCAP), "
+                                             "actor-1.. (CREMA-D, RAVDESS); `emoprep inspect SHARDS` lists them.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Run folder to write.")
 @click.option("--modality", type=click.Choice(MODALITIES), default=DEFAULTS["modality"], show_default=True,
               help="av: audio + video; a: audio only; v: video only.")
