@@ -34,10 +34,11 @@ os.environ["OMP_NUM_THREADS"] = "1"  # per-core figures; set before torch is imp
 
 import torch
 import webdataset as wds
+from shardformat import SAMPLE_RATE
 
 from report import best_times, table, write_json  # benchmarks/report.py: run as scripts, beside it
 from emotrain.data import ReadShards, ShardsError
-from emotrain.model import SAMPLE_RATE, ModelConfig, build_model
+from emotrain.model import ModelConfig, build_model
 from emotrain.predict import DecodeWindows, Predictor, ShardSelection, predict_shards, select_shards
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import csv
-import io
 import json
 import math
 import shutil
@@ -14,10 +13,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-import soundfile as sf
 import torch
 from click.testing import CliRunner
-from PIL import Image
 
 from emotrain.checkpoint import CheckpointError
 from emotrain.cli import main

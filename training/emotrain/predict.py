@@ -47,17 +47,14 @@ from emotrain.config import TrainConfig
 from emotrain.data import (
     ReadShards, ShardsError, Skipped, Sources, as_sources, eval_loader, frames_for_steps, normalise_audio, read_part,
 )
-from emotrain.evaluate import load_run, resolve_device
+from emotrain.evaluate import load_run
 from emotrain.model import GENDERS, EmotionGenderNet
+from emotrain.objective import resolve_device
 from emotrain.sources import FetchPolicy, read_bytes
 
 FILL_SAMPLES = 128  # training samples the branch means average over
 FILLS = ("mean", "zeros")
 DROPS = ("audio", "video")
-
-
-class PredictError(Exception):
-    """The run or the shards cannot be predicted with (one line, naming the file and reason)."""
 
 
 # ---------------------------------------------------------------------------------------------

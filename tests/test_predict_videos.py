@@ -1,0 +1,89 @@
+"""A folder of videos -> predictions, through the CLIs: labels -> extract --corpus clips -> shard -> predict.
+
+What `make predict` chains, on small videos made here (ffmpeg's test pattern: no face, so the
+crops are extract's fixed ones, with a warning) and a run trained for one epoch on the test
+factory's shards. It checks the path and the bookkeeping (windows, sources, times, every
+probability vector, the bad files named), not accuracy: the run has never seen these videos.
+"""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+from click.testing import CliRunner
+
+from emoprep.cli import main as emoprep
+from emotrain.cli import main as emotrain
+from tests.emoprep.media_factory import make_video, tones
+from tests.emotrain.shard_factory import make_shards
+
+EMOTIONS = ("ang", "hap", "neu", "sad")
+
+
+def run(cli, *args: object) -> object:
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+@pytest.fixture(scope="module")
+def trained_run(tmp_path_factory) -> Path:
+    shards = make_shards(tmp_path_factory.mktemp("shards"), {"train": [4, 4], "val": [2], "test": [2]},
+                         seconds=(0.2, 0.3))
+    out = tmp_path_factory.mktemp("runs") / "av"
+    result = run(emotrain, "fit", "--shards", shards.root, "--split", "paper", "--out", out, "--epochs", "1",
+                 "--model", "small", "--workers", "0", "--device", "cpu", "--batch-size", "4")
+    assert result.exit_code == 0, result.output
+    return out
+
+
+def test_a_folder_of_videos_becomes_a_row_per_window_and_per_video(trained_run, tmp_path):
+    videos = tmp_path / "videos"
+    make_video(videos / "talk.mp4", 7.0, audio=tones(7.0, 44_100, (220.0,)), rate=44_100, size="160x120")
+    make_video(videos / "phone" / "short clip.mov", 2.0, audio=tones(2.0, 48_000, (330.0,)), size="160x120")
+    (videos / "notes.mp4").write_text("a text file named .mp4\n")
+    make_video(videos / "tiny.mp4", 0.02, fps=100, size="64x48")
+    make_video(videos / "silent.avi", 1.0, size="160x120")  # no audio stream
+    (videos / "labels.csv").write_text("path,emotion,gender,speaker\ntalk.mp4,happy,F,anna\n"
+                                       "phone/short clip.mov,sad,M,bob\nsilent.avi,neutral,M,cat\n")
+
+    listed = run(emoprep, "labels", "--corpus", "clips", "--root", videos, "--out", tmp_path / "labels.parquet")
+    assert "notes.mp4: -: unreadable video" in listed.output
+    assert "tiny.mp4: -: shorter than one frame" in listed.output
+    work, shards = tmp_path / "work", tmp_path / "shards"
+    extracted = run(emoprep, "extract", "--corpus", "clips", "--root", videos, "--out", work,
+                    "--face-detector", "haar", "--workers", "1", "--max-failures", "100%")
+    assert extracted.exit_code == 0, extracted.output
+    assert run(emoprep, "shard", "--work", work, "--out", shards).exit_code == 0
+    # The video without sound: extract names it (or, where extract keeps video-only windows, predict fills
+    # in its audio); either way it is never silently dropped.
+    manifest = {r["utterance_id"]: r for r in pq.read_table(work / "manifest.parquet").to_pylist()}
+    silent = next(r for key, r in manifest.items() if key.startswith("silent_avi"))
+    silent_failed = silent["status"] == "failed"
+    if silent_failed:
+        assert silent["error"].startswith("no audio stream") and "silent.avi" in silent["error"]
+
+    out = tmp_path / "predictions.csv"
+    predicted = run(emotrain, "predict", "--run", trained_run, "--shards", shards, "--out", out, "--device", "cpu",
+                    "--timeline")
+    assert predicted.exit_code == 0, predicted.output
+    with out.open(newline="") as file:
+        rows = [r for r in csv.DictReader(file) if silent_failed or r["source"] != "silent.avi"]
+    if silent_failed:
+        assert "predicted 3 of 3 windows of 2 videos; 3 audio+video" in predicted.output
+    else:
+        assert "predicted 4 of 4 windows of 3 videos; 3 audio+video, 1 video; filled in: audio for 1" in predicted.output
+    windows = [(r["source"], float(r["start"]), float(r["end"])) for r in rows]
+    assert windows[0] == ("phone/short clip.mov", 0.0, pytest.approx(2.0, abs=0.05))
+    assert windows[1:] == [("talk.mp4", 0.0, 6.0), ("talk.mp4", 6.0, pytest.approx(7.0, abs=0.05))]
+    for row in rows:
+        assert sum(float(row[f"p_{e}"]) for e in EMOTIONS) == pytest.approx(1, abs=1e-6)
+        assert float(row["p_F"]) + float(row["p_M"]) == pytest.approx(1, abs=1e-6)
+    assert [(r["true_emotion"], r["true_gender"]) for r in rows] == [("sad", "M"), ("hap", "F"), ("hap", "F")]
+    with out.with_name("predictions-videos.csv").open(newline="") as file:
+        videos_rows = {r["source"]: r for r in csv.DictReader(file)}
+    assert set(videos_rows) - {"silent.avi"} == {"talk.mp4", "phone/short clip.mov"}
+    assert videos_rows["talk.mp4"]["windows"] == "2"
+    timelines = {p.name for p in (tmp_path / "predictions-timelines").iterdir()} - {"silent.avi.png"}
+    assert timelines == {"phone_short_clip.mov.png", "talk.mp4.png"}
