@@ -9,6 +9,7 @@ probability vector, the bad files named), not accuracy: the run has never seen t
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import pyarrow.parquet as pq
@@ -87,3 +88,23 @@ def test_a_folder_of_videos_becomes_a_row_per_window_and_per_video(trained_run, 
     assert videos_rows["talk.mp4"]["windows"] == "2"
     timelines = {p.name for p in (tmp_path / "predictions-timelines").iterdir()} - {"silent.avi.png"}
     assert timelines == {"phone_short_clip.mov.png", "talk.mp4.png"}
+
+
+def test_a_folder_without_labels_is_extracted_whole_and_predicted(trained_run, tmp_path):
+    videos = tmp_path / "videos"
+    make_video(videos / "a.mp4", 3.0, audio=tones(3.0, 48_000, (220.0,)), size="160x120")
+    make_video(videos / "b.mkv", 8.0, audio=tones(8.0, 44_100, (330.0,)), rate=44_100, size="160x120")
+    work, shards = tmp_path / "work", tmp_path / "shards"
+    extracted = run(emoprep, "extract", "--corpus", "clips", "--root", videos, "--out", work,
+                    "--face-detector", "haar", "--workers", "1")
+    assert extracted.exit_code == 0, extracted.output
+    assert "3 utterances: 3 ok" in extracted.output  # every window: 1 of a.mp4, 2 of b.mkv, none labelled
+    sharded = run(emoprep, "shard", "--work", work, "--out", shards)
+    assert sharded.exit_code == 0, sharded.output
+    assert json.loads((shards / "splits.json").read_text())["splits"] == {}
+    out = tmp_path / "p.csv"
+    predicted = run(emotrain, "predict", "--run", trained_run, "--shards", shards, "--out", out, "--device", "cpu")
+    assert predicted.exit_code == 0, predicted.output
+    with out.open(newline="") as file:
+        rows = list(csv.DictReader(file))
+    assert [(r["source"], r["true_emotion"]) for r in rows] == [("a.mp4", ""), ("b.mkv", ""), ("b.mkv", "")]

@@ -391,8 +391,8 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
         kept = kept[:options.limit]
     if not kept:
         raise ExtractError(
-            f"{clips.root}: no {clips.corpus} utterance has a kept label ({', '.join(clips.classes)}) under "
-            f"policy {clips.label_policy.get('name')}: nothing to extract "
+            f"{clips.root}: nothing to extract: no {clips.corpus} utterance has a kept label "
+            f"({', '.join(clips.classes)}) under policy {clips.label_policy.get('name')} "
             f"({len(clips.clips)} utterances read, {len(clips.problems)} problems)"
         )
     try:

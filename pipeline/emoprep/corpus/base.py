@@ -128,11 +128,12 @@ class CorpusClips:
     classes: tuple[str, ...]  # the emotion classes, in integer label order
     label_policy: Mapping[str, Any]  # JSON-able: the policy's name and every parameter
     splits: tuple[SplitSpec, ...]
+    labelled: bool = True  # False: a set to predict (no labels at all): every clip is kept
 
     @property
     def kept(self) -> tuple[ClipRecord, ...]:
-        """The clips with a class: what extract works on."""
-        return tuple(clip for clip in self.clips if clip.emotion is not None)
+        """What extract works on: the clips with a class, or every clip of an unlabelled set."""
+        return tuple(clip for clip in self.clips if clip.emotion is not None or not self.labelled)
 
 
 def tie_rng(seed: int, clip_id: str) -> random.Random:

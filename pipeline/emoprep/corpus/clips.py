@@ -144,6 +144,7 @@ def read_clips(root: Path, options: RecipeOptions) -> CorpusClips:
         label_policy={"name": LABELS_FILE if labels is not None else "none",
                       "window": windowing.window, "hop": windowing.hop},
         splits=labelled_split(clips) if labels is not None else (),
+        labelled=labels is not None,
     )
 
 
