@@ -168,7 +168,8 @@ def test_table_shows_the_spread_over_runs():
     for column in ("w_emotion", "val_nll_weighted_sum", "val_unweighted_nll", "test_unweighted_nll",
                    "test_emotion_wa", "test_emotion_ua", "test_emotion_f1", "test_gender_acc", "best_epoch"):
         row[column], row[f"{column}_std"] = 0.25, 0.05
-    document = {"protocol": {"split": "loso", "family": "loso", "folds": ["loso-1", "loso-2"], "model": "small",
+    document = {"protocol": {"split": "loso", "family": "loso", "folds": ["loso-1", "loso-2"],
+                             "emotions": ["ang", "hap", "neu", "sad"], "model": "small",
                              "epochs": 3, "batch_size": 4, "lr": 1e-3, "lr_step": 10, "seeds": [0, 1],
                              "select": "unweighted_nll"},
                 "rows": [row], "missing": [], "pooled_test_confusion": {},

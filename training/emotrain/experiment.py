@@ -30,14 +30,16 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
+import shardformat
 
 from emotrain.checkpoint import load_checkpoint
 from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config
-from emotrain.data import ShardsError
+from emotrain.data import ShardsError, Sources, as_sources
 from emotrain.evaluate import evaluate_run
 from emotrain.experiment_report import write_reports
-from emotrain.provenance import record_invocation
 from emotrain.metrics_log import read_metrics
+from emotrain.provenance import record_invocation
+from emotrain.sources import FetchPolicy, read_bytes
 from emotrain.train import fit
 
 MODES = ("all", "train", "collect")
@@ -87,17 +89,19 @@ class RunResult:
     test_confusion: list[list[int]]  # emotion, rows true, columns predicted
 
 
-def resolve_folds(shards: Path | str, split: str, chosen: Sequence[str] = ()) -> Folds:
+def resolve_folds(shards: Sources, split: str, chosen: Sequence[str] = ()) -> Folds:
     """`split` as one split of splits.json or as the family of `<split>-<k>` splits; `chosen` picks folds.
 
-    A fold in `chosen` is its number k or its full name.
+    A fold in `chosen` is its number k or its full name. The (first) shard set's splits.json is
+    read wherever it is (a folder or a URL prefix), as fit reads it.
     """
-    splits_file = Path(shards) / "splits.json"
+    source = as_sources(shards)[0]
+    splits_file = source.url_of("splits.json")
     try:
-        names = list(json.loads(splits_file.read_text(encoding="utf-8"))["splits"])
-    except (OSError, ValueError, KeyError, TypeError) as exn:
-        raise ShardsError(f"{splits_file}: cannot read its splits ({exn}); is {shards} a folder written by "
-                          "`emoprep shard`?") from exn
+        names = list(shardformat.parse_splits(read_bytes(splits_file, FetchPolicy.from_env()).decode("utf-8")).splits)
+    except (OSError, UnicodeDecodeError, ValueError) as exn:
+        raise ShardsError(f"{splits_file}: cannot read its splits ({exn}); is {source.location} a shard set "
+                          "written by `emoprep shard`?") from exn
     pattern = re.compile(rf"{re.escape(split)}-(\d+)")
     members = sorted((int(m.group(1)), name) for name in names if (m := pattern.fullmatch(name)))
     if split in names:
