@@ -34,3 +34,7 @@ def main() -> None:
 
 for command in (synth, labels, extract, shard, verify, inspect):
     main.add_command(command)
+
+
+if __name__ == "__main__":  # python -m emoprep.cli, as python -m emotrain.cli
+    main()
