@@ -108,3 +108,5 @@ def test_a_folder_without_labels_is_extracted_whole_and_predicted(trained_run, t
     with out.open(newline="") as file:
         rows = list(csv.DictReader(file))
     assert [(r["source"], r["true_emotion"]) for r in rows] == [("a.mp4", ""), ("b.mkv", ""), ("b.mkv", "")]
+    # ffmpeg's test pattern has no face: each row says its crops are the fixed fallback, not a face.
+    assert [float(r["face_ratio"]) for r in rows] == [0.0, 0.0, 0.0]

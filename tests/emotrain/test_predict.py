@@ -219,7 +219,8 @@ def test_predict_writes_a_row_per_window_and_per_video_with_missing_and_failed_w
     assert "1 audio, 2 audio+video, 1 video; filled in: audio for 1, video for 1; 1 failed" in result.output
     assert "failed broken.mp4: broken_mp4-w000: " in result.output
     rows = {r["key"]: r for r in read_csv(out)}
-    assert list(read_csv(out)[0])[:8] == ["key", "source", "start", "end", "status", "modalities", "filled", "p_ang"]
+    assert list(read_csv(out)[0])[:9] == ["key", "source", "start", "end", "status", "modalities", "filled",
+                                          "face_ratio", "p_ang"]
     for key, row in rows.items():
         if row["status"] == "ok":
             assert sum(float(row[f"p_{e}"]) for e in ("ang", "hap", "neu", "sad")) == pytest.approx(1, abs=1e-5)

@@ -395,6 +395,7 @@ class WindowInfo:
     end: float | None
     emotion: str | None  # the label, when the set is labelled
     gender: str | None
+    face_ratio: float | None = None  # sampled frames where extract found the face (0: the fixed crop was used)
 
 
 @dataclass(frozen=True)
@@ -413,6 +414,7 @@ def window_info(raw: dict, meta: dict | None) -> WindowInfo:
         start=number(meta.get("start")), end=number(meta.get("end")),
         emotion=meta.get("emotion") if isinstance(meta.get("emotion"), str) else None,
         gender=meta.get("gender") if isinstance(meta.get("gender"), str) else None,
+        face_ratio=number(meta.get("face_ratio")),
     )
 
 

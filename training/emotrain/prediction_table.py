@@ -31,7 +31,7 @@ TABLE_SUFFIXES = (".csv", ".parquet")
 
 
 def window_columns(emotions: Sequence[str], genders: Sequence[str]) -> list[str]:
-    return ["key", "source", "start", "end", "status", "modalities", "filled",
+    return ["key", "source", "start", "end", "status", "modalities", "filled", "face_ratio",
             *(f"p_{e}" for e in emotions), "emotion", *(f"p_{g}" for g in genders), "gender",
             "true_emotion", "true_gender", "reason"]
 
@@ -48,7 +48,7 @@ def window_rows(predictions: Sequence[WindowPrediction], emotions: Sequence[str]
     for p in predictions:
         row = {"key": p.info.key, "source": p.info.source, "start": p.info.start, "end": p.info.end,
                "status": "ok" if p.reason is None else "failed", "modalities": p.modalities,
-               "filled": p.filled or "", "true_emotion": p.info.emotion or "",
+               "filled": p.filled or "", "face_ratio": p.info.face_ratio, "true_emotion": p.info.emotion or "",
                "true_gender": p.info.gender or "", "reason": p.reason or ""}
         row.update(_probability_columns(p.emotion, emotions, "emotion"))
         row.update(_probability_columns(p.gender, genders, "gender"))
