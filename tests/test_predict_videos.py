@@ -57,24 +57,22 @@ def test_a_folder_of_videos_becomes_a_row_per_window_and_per_video(trained_run, 
                     "--face-detector", "haar", "--workers", "1", "--max-failures", "100%")
     assert extracted.exit_code == 0, extracted.output
     assert run(emoprep, "shard", "--work", work, "--out", shards).exit_code == 0
-    # The video without sound: extract names it (or, where extract keeps video-only windows, predict fills
-    # in its audio); either way it is never silently dropped.
+    # The video without sound is a video-only sample, with its reason as a warning: never silently dropped.
     manifest = {r["utterance_id"]: r for r in pq.read_table(work / "manifest.parquet").to_pylist()}
     silent = next(r for key, r in manifest.items() if key.startswith("silent_avi"))
-    silent_failed = silent["status"] == "failed"
-    if silent_failed:
-        assert silent["error"].startswith("no audio stream") and "silent.avi" in silent["error"]
+    assert (silent["status"], silent["audio_path"], silent["n_samples"]) == ("ok", None, 0)
+    assert silent["warning"].startswith("no audio stream: ") and "silent.avi" in silent["warning"]
 
     out = tmp_path / "predictions.csv"
     predicted = run(emotrain, "predict", "--run", trained_run, "--shards", shards, "--out", out, "--device", "cpu",
                     "--timeline")
     assert predicted.exit_code == 0, predicted.output
     with out.open(newline="") as file:
-        rows = [r for r in csv.DictReader(file) if silent_failed or r["source"] != "silent.avi"]
-    if silent_failed:
-        assert "predicted 3 of 3 windows of 2 videos; 3 audio+video" in predicted.output
-    else:
-        assert "predicted 4 of 4 windows of 3 videos; 3 audio+video, 1 video; filled in: audio for 1" in predicted.output
+        every = list(csv.DictReader(file))
+    assert "predicted 4 of 4 windows of 3 videos; 3 audio+video, 1 video; filled in: audio for 1" in predicted.output
+    [silent_row] = [r for r in every if r["source"] == "silent.avi"]
+    assert (silent_row["status"], silent_row["modalities"], silent_row["filled"]) == ("ok", "video", "audio")
+    rows = [r for r in every if r["source"] != "silent.avi"]
     windows = [(r["source"], float(r["start"]), float(r["end"])) for r in rows]
     assert windows[0] == ("phone/short clip.mov", 0.0, pytest.approx(2.0, abs=0.05))
     assert windows[1:] == [("talk.mp4", 0.0, 6.0), ("talk.mp4", 6.0, pytest.approx(7.0, abs=0.05))]

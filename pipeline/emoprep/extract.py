@@ -37,7 +37,9 @@ import pyarrow.parquet as pq
 from emoprep.atomic import atomic_path, is_temporary, write_bytes
 from emoprep.corpus.base import ClipRecord, CorpusClips
 from emoprep.labels import labels_table
-from emoprep.media.audio import MAX_SAMPLES, SAMPLE_RATE, Waveform, read_audio_stream, read_waveform, write_flac
+from emoprep.media.audio import (
+    MAX_SAMPLES, SAMPLE_RATE, AudioError, Waveform, read_audio_stream, read_waveform, write_flac,
+)
 from emoprep.media.bad_input import BadInput
 from emoprep.media.face_track import (
     PAPER_FACE_SCALE, CropPolicy, FaceTrack, crop_origins, cut_crops, fixed_centre, follow_speaker, sample_frames, track_centres,
@@ -175,7 +177,7 @@ def work_paths(utterance_id: str, folder: str) -> dict[str, str]:
 
 @dataclass(frozen=True)
 class _Media:
-    waveform: Waveform
+    waveform: Waveform | None  # None: the video has no audio stream (a video-only sample)
     crops: np.ndarray
     face_ratio: float
     warnings: tuple[str, ...]
@@ -191,12 +193,15 @@ def extract_utterance(job: Job, work: Path, detector_name: str, detector: FaceDe
         record = Record(job.utterance_id, "failed", str(error), None, None, None, None, None, None,
                         detector_name, seconds=0.0)
     else:
-        write_flac(work / paths["audio"], media.waveform.samples)
+        audio_path, n_samples = None, 0
+        if media.waveform is not None:
+            write_flac(work / paths["audio"], media.waveform.samples)
+            audio_path, n_samples = paths["audio"], len(media.waveform.samples)
         with atomic_path(work / paths["frames"]) as temporary, open(temporary, "wb") as out:
             np.save(out, media.crops, allow_pickle=False)
         record = Record(
-            job.utterance_id, "ok", None, "; ".join(media.warnings) or None, paths["audio"], paths["frames"],
-            len(media.waveform.samples), len(media.crops), media.face_ratio, detector_name, seconds=0.0,
+            job.utterance_id, "ok", None, "; ".join(media.warnings) or None, audio_path, paths["frames"],
+            n_samples, len(media.crops), media.face_ratio, detector_name, seconds=0.0,
         )
     record = replace(record, seconds=round(time.perf_counter() - started, 4))
     write_bytes(work / paths["record"], (json.dumps(asdict(record), indent=1) + "\n").encode())
@@ -217,7 +222,15 @@ def _extract_media(job: Job, detector: FaceDetector | None) -> _Media:
         raise BadInput("zero-length utterance", f"{job.utterance_id} starts at {job.start} s and ends at {job.end} s")
     if job.video_path is None:
         raise BadInput("no video", f"{job.utterance_id} has no video file")
-    waveform = read_audio(job)
+    warnings = []
+    try:
+        waveform = read_audio(job)
+    except AudioError as error:
+        if error.kind != "no audio stream":
+            raise
+        # Still a sample: `emotrain predict` stands in for the missing branch; training skips it, counted.
+        waveform = None
+        warnings.append(f"{error}: the sample has video only")
     info = probe(job.video_path)
     end = job.end if job.end is not None else info.duration
     if end is None:
@@ -230,10 +243,9 @@ def _extract_media(job: Job, detector: FaceDetector | None) -> _Media:
     if len(frames) == 0:
         raise BadInput("no video frames", f"{job.video_path} has no frame in "
                                           f"[{job.start:.3f}, {job.start + window:.3f}] s (it ends at {ends})")
-    warnings = []
     if len(frames) < expected:
         warnings.append(f"video ended at {job.start + len(frames) / FPS:.2f} s: {len(frames)} of {expected} frames")
-    if (note := waveform.conversion_note()) is not None:
+    if waveform is not None and (note := waveform.conversion_note()) is not None:
         warnings.append(note)
     track = locate_faces(frames, detector, half, job.region, CROP_POLICIES[job.crop])
     if detector is not None:

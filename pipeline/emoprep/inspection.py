@@ -148,9 +148,12 @@ def _draw_sample(face_axis, wave_axis, sample: Sample) -> None:
     face_axis.set_title(f"{sample.key}\n{meta['gender']}  {meta['n_samples'] / SAMPLE_RATE:.1f} s  "
                         f"{meta['n_frames']} fr  {meta['detector']}", fontsize=6)
     face_axis.axis("off")
-    envelope = _envelope(sample.audio)
-    x = np.linspace(0, 1, len(envelope))
-    wave_axis.fill_between(x, envelope[:, 0], envelope[:, 1], color="tab:blue", lw=0)
+    if sample.audio is None:  # a video-only sample
+        wave_axis.text(0.5, 0, "no audio", ha="center", va="center", fontsize=6, color="gray")
+    else:
+        envelope = _envelope(sample.audio)
+        x = np.linspace(0, 1, len(envelope))
+        wave_axis.fill_between(x, envelope[:, 0], envelope[:, 1], color="tab:blue", lw=0)
     wave_axis.set_ylim(-1, 1)  # full scale: quiet and clipped utterances look it
     wave_axis.set_xlim(0, 1)  # the whole utterance, whatever its length (the title gives it)
     wave_axis.axis("off")

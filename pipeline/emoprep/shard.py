@@ -24,6 +24,7 @@ import pyarrow.parquet as pq
 import soundfile as sf
 from shardformat import (
     FORMAT_VERSION,
+    FPS,
     GENDERS,
     MAX_AUDIO_SAMPLES,
     MAX_FRAMES,
@@ -76,7 +77,7 @@ class WorkItem:
     n_frames: int
     face_ratio: float
     detector: str
-    audio_path: str  # relative to WORK
+    audio_path: str | None  # relative to WORK; None: a video-only sample (its video had no audio stream)
     frames_path: str
 
     def metadata(self) -> dict:
@@ -174,10 +175,12 @@ def _work_item(row: dict, manifest: Path, classes: Sequence[str], root: Path) ->
         raise bad(f"emotion {row['emotion']!r} is not one of {', '.join(classes)} or null")
     if row["gender"] not in (*GENDERS, None):
         raise bad(f"gender {row['gender']!r} is not F, M or null")
-    if not row["audio_path"] or not row["frames_path"]:
-        raise bad("status is ok but audio_path or frames_path is empty")
-    if not 1 <= (row["n_samples"] or 0) <= MAX_AUDIO_SAMPLES:
-        raise bad(f"n_samples {row['n_samples']} is outside 1..{MAX_AUDIO_SAMPLES}")
+    if not row["frames_path"]:
+        raise bad("status is ok but frames_path is empty")
+    video_only = row["audio_path"] is None and not row["n_samples"]
+    if not video_only and (not row["audio_path"] or not 1 <= (row["n_samples"] or 0) <= MAX_AUDIO_SAMPLES):
+        raise bad(f"audio_path {row['audio_path']!r} with n_samples {row['n_samples']}: a sample has both, "
+                  f"with 1..{MAX_AUDIO_SAMPLES} samples, or neither (video only)")
     if not 1 <= (row["n_frames"] or 0) <= MAX_FRAMES:
         raise bad(f"n_frames {row['n_frames']} is outside 1..{MAX_FRAMES}")
     for column in ("start", "face_ratio"):
@@ -192,8 +195,8 @@ def _work_item(row: dict, manifest: Path, classes: Sequence[str], root: Path) ->
         utterance_id=uid, corpus=row["corpus"], speaker=row["speaker"], gender=row["gender"],
         emotion=row["emotion"], corpus_label=row["corpus_label"], group=row["group"],
         label_policy=row["label_policy"], source=_relative(row["video_file"], root), start=start,
-        end=round(start + int(row["n_samples"]) / SAMPLE_RATE, 6), region=row["region"], extra=extra,
-        n_samples=int(row["n_samples"]), n_frames=int(row["n_frames"]), face_ratio=float(row["face_ratio"]),
+        end=round(start + (int(row["n_frames"]) / FPS if video_only else int(row["n_samples"]) / SAMPLE_RATE), 6),
+        region=row["region"], extra=extra, n_samples=int(row["n_samples"] or 0), n_frames=int(row["n_frames"]), face_ratio=float(row["face_ratio"]),
         detector=row["detector"], audio_path=row["audio_path"], frames_path=row["frames_path"],
     )
 
@@ -204,7 +207,7 @@ def check_media_present(items: Iterable[WorkItem], work: Path) -> None:
         f"{item.utterance_id}: {path}"
         for item in items
         for path in (item.audio_path, item.frames_path)
-        if not (work / path).is_file()
+        if path is not None and not (work / path).is_file()
     ]
     if missing:
         shown = "; ".join(missing[:5]) + (f"; and {len(missing) - 5} more" if len(missing) > 5 else "")
@@ -213,17 +216,13 @@ def check_media_present(items: Iterable[WorkItem], work: Path) -> None:
 
 
 def sample_members(item: WorkItem, work: Path) -> list[tuple[str, bytes]]:
-    """The sample's tar members, in format order; the FLAC is copied byte for byte after its header is checked."""
-    audio = work / item.audio_path
-    try:
-        info = sf.info(audio)
-    except sf.LibsndfileError as err:
-        raise ShardError(f"{audio}: utterance {item.utterance_id}: unreadable audio ({err})") from err
-    if (info.format, info.subtype, info.channels, info.samplerate) != ("FLAC", "PCM_16", 1, SAMPLE_RATE):
-        raise ShardError(f"{audio}: utterance {item.utterance_id}: audio is {info.format}/{info.subtype}, "
-                         f"{info.channels} channel(s), {info.samplerate} Hz; the format needs 16-bit mono 16 kHz FLAC")
-    if info.frames != item.n_samples:
-        raise ShardError(f"{audio}: utterance {item.utterance_id}: {info.frames} samples, the manifest says {item.n_samples}")
+    """The sample's tar members, in format order; the FLAC is copied byte for byte after its header is checked.
+
+    A video-only sample (no audio_path) has no FLAC member: the format allows it with n_samples 0.
+    """
+    members = [(f"{item.utterance_id}.json", json.dumps(item.metadata(), sort_keys=True).encode("utf-8"))]
+    if item.audio_path is not None:
+        members.append((f"{item.utterance_id}.flac", checked_flac(item, work / item.audio_path)))
     frames_path = work / item.frames_path
     try:
         frames = np.load(frames_path, allow_pickle=False)
@@ -236,12 +235,21 @@ def sample_members(item: WorkItem, work: Path) -> list[tuple[str, bytes]]:
     if frames.shape[0] != item.n_frames:
         raise ShardError(f"{frames_path}: utterance {item.utterance_id}: {frames.shape[0]} frames, "
                          f"the manifest says {item.n_frames}")
-    meta = json.dumps(item.metadata(), sort_keys=True).encode("utf-8")
-    return [
-        (f"{item.utterance_id}.json", meta),
-        (f"{item.utterance_id}.flac", audio.read_bytes()),
-        (f"{item.utterance_id}.frames.jpg", jpeg),
-    ]
+    return members + [(f"{item.utterance_id}.frames.jpg", jpeg)]
+
+
+def checked_flac(item: WorkItem, audio: Path) -> bytes:
+    """WORK's FLAC bytes, once its header says 16-bit mono 16 kHz and the manifest's sample count."""
+    try:
+        info = sf.info(audio)
+    except sf.LibsndfileError as err:
+        raise ShardError(f"{audio}: utterance {item.utterance_id}: unreadable audio ({err})") from err
+    if (info.format, info.subtype, info.channels, info.samplerate) != ("FLAC", "PCM_16", 1, SAMPLE_RATE):
+        raise ShardError(f"{audio}: utterance {item.utterance_id}: audio is {info.format}/{info.subtype}, "
+                         f"{info.channels} channel(s), {info.samplerate} Hz; the format needs 16-bit mono 16 kHz FLAC")
+    if info.frames != item.n_samples:
+        raise ShardError(f"{audio}: utterance {item.utterance_id}: {info.frames} samples, the manifest says {item.n_samples}")
+    return audio.read_bytes()
 
 
 # ---------------------------------------------------------------- planning (pure)

@@ -303,3 +303,17 @@ def test_manifest_rows_with_bad_values_are_named(work, tmp_path):
     result = run("shard", "--work", str(bad), "--out", str(tmp_path / "out"))
     assert result.exit_code == 1
     assert rows[3]["utterance_id"] in result.output and "'fru'" in result.output
+
+
+def test_a_video_only_utterance_becomes_a_sample_without_flac_that_verifies(tmp_path):
+    utterances = default_utterances(sessions=(1,)) + [FakeUtterance("Ses01F_impro01_F098", "sad", 5, 0, audio=False)]
+    out = make_shards(make_work(tmp_path / "work", utterances), tmp_path / "shards")
+    found = {}
+    for entry in load_index(out):
+        for key, members in iter_samples(out / entry["file"]):
+            found[key] = members
+    silent = found["Ses01F_impro01_F098"]
+    assert list(silent) == ["json", "frames.jpg"]
+    meta = json.loads(silent["json"])
+    assert (meta["n_samples"], meta["n_frames"], meta["end"] - meta["start"]) == (0, 5, pytest.approx(0.2))
+    assert run("verify", str(out)).exit_code == 0

@@ -25,6 +25,7 @@ class FakeUtterance:
     n_frames: int
     n_samples: int
     status: str = "ok"
+    audio: bool = True  # False: a video-only utterance (its video had no audio stream)
 
 
 def face_frames(n_frames: int, seed: int, mirror: bool = False) -> np.ndarray:
@@ -99,7 +100,9 @@ def make_work(root: Path, utterances: list[FakeUtterance] | None = None) -> Path
         if ok:
             (root / paths["audio"]).parent.mkdir(parents=True, exist_ok=True)
             (root / paths["frames"]).parent.mkdir(parents=True, exist_ok=True)
-            sf.write(root / paths["audio"], waveform(utt.n_samples, seed), 16_000, subtype="PCM_16", format="FLAC")
+            if utt.audio:
+                sf.write(root / paths["audio"], waveform(utt.n_samples, seed), 16_000, subtype="PCM_16",
+                         format="FLAC")
             np.save(root / paths["frames"], face_frames(utt.n_frames, seed, mirror=gender == "M"))
         start = round(1.5 * seed, 4)
         clips.append(ClipRecord(
@@ -114,8 +117,8 @@ def make_work(root: Path, utterances: list[FakeUtterance] | None = None) -> Path
         ))
         records[utt.utterance_id] = Record(
             utt.utterance_id, utt.status, None if ok else "video ended: before the utterance", None,
-            paths["audio"] if ok else None, paths["frames"] if ok else None,
-            utt.n_samples if ok else None, utt.n_frames if ok else None, 0.9 if ok else None, "haar", 0.25,
+            paths["audio"] if ok and utt.audio else None, paths["frames"] if ok else None,
+            (utt.n_samples if utt.audio else 0) if ok else None, utt.n_frames if ok else None, 0.9 if ok else None, "haar", 0.25,
         )
     sessions = sorted({int(u.utterance_id[3:5]) for u in utterances})
     corpus = CorpusClips(corpus="iemocap", root="/corpus", clips=tuple(clips), problems=(),
