@@ -141,8 +141,8 @@ def read_part(sources: Sources, split: str, part: str, policy: FetchPolicy | Non
                 weights={url: s.weight for s, p in parts if s.weight != 1.0 for url in p.shards})
 
 
-def read_source_part(source: ShardSource, split: str, part: str, policy: FetchPolicy) -> Part:
-    """One part of one split of SOURCE/splits.json: known version, non-empty, local files present."""
+def read_splits(source: ShardSource, policy: FetchPolicy) -> shardformat.SplitsDoc:
+    """SOURCE/splits.json, fetched wherever it is and parsed; ShardsError naming the URL otherwise."""
     splits_url = source.url_of("splits.json")
     try:
         text = read_bytes(splits_url, policy).decode("utf-8")
@@ -152,10 +152,18 @@ def read_source_part(source: ShardSource, split: str, part: str, policy: FetchPo
     except (OSError, UnicodeDecodeError) as exn:
         raise ShardsError(f"{splits_url}: could not be read: {exn}") from exn
     try:
-        doc = shardformat.parse_splits(text)
-        entry = doc.part(split, part)
+        return shardformat.parse_splits(text)
     except ValueError as exn:
         raise ShardsError(f"{splits_url}: {exn}") from exn
+
+
+def read_source_part(source: ShardSource, split: str, part: str, policy: FetchPolicy) -> Part:
+    """One part of one split of SOURCE/splits.json: known version, non-empty, local files present."""
+    doc = read_splits(source, policy)
+    try:
+        entry = doc.part(split, part)
+    except ValueError as exn:
+        raise ShardsError(f"{source.url_of('splits.json')}: {exn}") from exn
     paths = tuple(source.url_of(name) for name in entry.shards)
     # Remote shards are not probed one by one (a request each): the first fetch tells.
     missing = [] if source.remote else [p for p in paths if not Path(p).is_file()]

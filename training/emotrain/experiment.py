@@ -30,16 +30,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import click
-import shardformat
 
 from emotrain.checkpoint import load_checkpoint
 from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config
-from emotrain.data import ShardsError, Sources, as_sources
+from emotrain.data import ShardsError, Sources, as_sources, read_splits
 from emotrain.evaluate import evaluate_run
 from emotrain.experiment_report import write_reports
 from emotrain.metrics_log import read_metrics
 from emotrain.provenance import record_invocation
-from emotrain.sources import FetchPolicy, read_bytes
+from emotrain.sources import FetchPolicy
 from emotrain.train import fit
 
 MODES = ("all", "train", "collect")
@@ -98,10 +97,10 @@ def resolve_folds(shards: Sources, split: str, chosen: Sequence[str] = ()) -> Fo
     source = as_sources(shards)[0]
     splits_file = source.url_of("splits.json")
     try:
-        names = list(shardformat.parse_splits(read_bytes(splits_file, FetchPolicy.from_env()).decode("utf-8")).splits)
-    except (OSError, UnicodeDecodeError, ValueError) as exn:
-        raise ShardsError(f"{splits_file}: cannot read its splits ({exn}); is {source.location} a shard set "
-                          "written by `emoprep shard`?") from exn
+        policy = FetchPolicy.from_env()
+    except ValueError as exn:
+        raise ShardsError(str(exn)) from exn
+    names = list(read_splits(source, policy).splits)
     pattern = re.compile(rf"{re.escape(split)}-(\d+)")
     members = sorted((int(m.group(1)), name) for name in names if (m := pattern.fullmatch(name)))
     if split in names:
