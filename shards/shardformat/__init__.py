@@ -87,9 +87,7 @@ def encode_frames(frames: np.ndarray) -> bytes:
 def decode_frames(jpeg: bytes, n_frames: int) -> np.ndarray:
     """Stacked JPEG -> (n_frames, 96, 96, 3) uint8, checked against the size n_frames implies."""
     with Image.open(io.BytesIO(jpeg)) as image:
-        if image.format != "JPEG" or image.size != (FRAME_SIZE, FRAME_SIZE * n_frames):
-            raise ValueError(f"frames.jpg is a {image.format} of {image.size[0]}x{image.size[1]}, expected a JPEG "
-                             f"of {FRAME_SIZE}x{FRAME_SIZE * n_frames} for n_frames={n_frames}")
+        _check_stack(image, n_frames)
         pixels = np.asarray(image.convert("RGB"))
     return pixels.reshape(n_frames, FRAME_SIZE, FRAME_SIZE, 3)
 
@@ -97,9 +95,13 @@ def decode_frames(jpeg: bytes, n_frames: int) -> np.ndarray:
 def check_frames_jpeg(jpeg: bytes, n_frames: int) -> None:
     """The JPEG header says the size n_frames implies (no pixel is decoded: for GPU-side decoding)."""
     with Image.open(io.BytesIO(jpeg)) as image:
-        if image.format != "JPEG" or image.size != (FRAME_SIZE, FRAME_SIZE * n_frames):
-            raise ValueError(f"frames.jpg is a {image.format} of {image.size[0]}x{image.size[1]}, expected a JPEG "
-                             f"of {FRAME_SIZE}x{FRAME_SIZE * n_frames} for n_frames={n_frames}")
+        _check_stack(image, n_frames)
+
+
+def _check_stack(image: Image.Image, n_frames: int) -> None:
+    if image.format != "JPEG" or image.size != (FRAME_SIZE, FRAME_SIZE * n_frames):
+        raise ValueError(f"frames.jpg is a {image.format} of {image.size[0]}x{image.size[1]}, expected a JPEG "
+                         f"of {FRAME_SIZE}x{FRAME_SIZE * n_frames} for n_frames={n_frames}")
 
 
 def decode_audio(flac: bytes, n_samples: int) -> np.ndarray:
