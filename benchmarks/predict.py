@@ -33,32 +33,30 @@ from pathlib import Path
 os.environ["OMP_NUM_THREADS"] = "1"  # per-core figures; set before torch is imported
 
 import torch
-import webdataset as wds
+from dataclasses import replace
+
 from shardformat import SAMPLE_RATE
 
 from report import best_times, table, write_json  # benchmarks/report.py: run as scripts, beside it
-from emotrain.data import ReadShards, ShardsError
+from emotrain.data import Batch, Part, ShardsError, eval_loader
 from emotrain.model import ModelConfig, build_model
-from emotrain.predict import DecodeWindows, Predictor, ShardSelection, predict_shards, select_shards
+from emotrain.predict import Predictor, predict_shards, select_shards
 
 
-def decoded_windows(selection: ShardSelection) -> list:
-    """Every sample of the selection decoded as predict decodes it (the floor's work)."""
-    stages = wds.DataPipeline(wds.SimpleShardList(list(selection.files)),
-                              ReadShards("skip", selection.shard_samples), DecodeWindows())
-    return list(stages)
+def decoded_windows(selection: Part, batch: int) -> list[Batch]:
+    """Every sample of the selection read, decoded and collated as predict does it (the floor's work)."""
+    return list(eval_loader(selection, modality="av", batch_size=batch, labelled=False))
 
 
-def first_windows(selection: ShardSelection, limit: int) -> ShardSelection:
+def first_windows(selection: Part, limit: int) -> Part:
     """The fewest whole shards of the selection that hold `limit` windows (index.json's counts)."""
     files, total = [], 0
-    for name in selection.files:
+    for name in selection.shards:
         files.append(name)
         total += selection.shard_samples.get(name, limit)
         if total >= limit:
             break
-    return ShardSelection(files=tuple(files), samples=total, shard_samples=selection.shard_samples,
-                          emotions=selection.emotions)
+    return replace(selection, shards=tuple(files), samples=total)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,17 +76,18 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{exn} (make one with `make demo`, or pass --shards)", file=sys.stderr)
         return 1
     paper_selection = first_windows(selection, args.paper_windows)
-    decoded = {"all": decoded_windows(selection), "paper": decoded_windows(paper_selection)}
-    audio_seconds = {name: sum(len(w.sample.audio) for w in windows if w.sample is not None
-                               and w.sample.audio is not None) / SAMPLE_RATE for name, windows in decoded.items()}
+    decoded = {"all": decoded_windows(selection, args.batch), "paper": decoded_windows(paper_selection, args.batch)}
+    windows = {name: sum(b.size for b in batches) for name, batches in decoded.items()}
+    audio_seconds = {name: sum(f["n_samples"] for b in batches for f in b.fields) / SAMPLE_RATE
+                     for name, batches in decoded.items()}
     predictors = {name: Predictor(build_model(ModelConfig(name=name), load_weights=False), torch.device("cpu"))
                   for name in ("small", "paper")}
-    print(f"Shards: {args.shards} ({len(decoded['all'])} windows, {audio_seconds['all']:.1f} s of audio; the paper "
-          f"model on {len(decoded['paper'])} of them), batch {args.batch}, 1 thread; best of {args.repeats}",
+    print(f"Shards: {args.shards} ({windows['all']} windows, {audio_seconds['all']:.1f} s of audio; the paper "
+          f"model on {windows['paper']} of them), batch {args.batch}, 1 thread; best of {args.repeats}",
           file=sys.stderr)
     runs = {
-        "floor": lambda: decoded_windows(selection),
-        "floor (paper's windows)": lambda: decoded_windows(paper_selection),
+        "floor": lambda: decoded_windows(selection, args.batch),
+        "floor (paper's windows)": lambda: decoded_windows(paper_selection, args.batch),
         "small": lambda: predict_shards(predictors["small"], selection, batch_size=args.batch),
         "paper": lambda: predict_shards(predictors["paper"], paper_selection, batch_size=args.batch),
     }
@@ -102,8 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, elapsed in seconds.items():
         which = subset[name]
-        rows.append({"reader": name, "windows": len(decoded[which]), "seconds": elapsed,
-                     "windows_per_s": len(decoded[which]) / elapsed,
+        rows.append({"reader": name, "windows": windows[which], "seconds": elapsed,
+                     "windows_per_s": windows[which] / elapsed,
                      "audio_s_per_s": audio_seconds[which] / elapsed,
                      "x_floor": floor_of[which] / elapsed})
     print(table(rows, [("reader", "reader", ""), ("windows", "windows", "d"), ("seconds", "CPU s", ".2f"),

@@ -7,18 +7,20 @@ face stands out.
 
 from __future__ import annotations
 
-import json
-import tarfile
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
-from shardformat import FRAME_SIZE, GENDERS, MEMBERS, PARTS, SAMPLE_RATE
+from shardformat import FRAME_SIZE, GENDERS, PARTS, SAMPLE_RATE
+from shardformat.reader import RawSample, Sample, ShardReadError, iter_tar, read_meta, read_sample
+from shardformat.sets import SplitsDoc
 
 from emoprep.atomic import atomic_path
-from emoprep.verify import FormatError, Sample, decode_sample, load_index, load_splits
+from emoprep.verify import FormatError, load_index, load_splits
+
+T = TypeVar("T")
 
 
 class UnknownSplit(ValueError):
@@ -36,32 +38,35 @@ class Candidate:
 def select_shards(root: Path, split: str | None) -> list[str]:
     """The shards of one split (all its parts), or every indexed shard."""
     if split is None:
-        return [entry["file"] for entry in load_index(root)]
-    splits, _ = _load_splits(root, split)
-    return [name for part in PARTS for name in splits[split][part]["shards"]]
+        return [entry.file for entry in load_index(root).entries]
+    splits = _load_splits(root, split)
+    return [name for part in PARTS for name in splits.splits[split][part].shards]
 
 
-def _load_splits(root: Path, split: str | None) -> tuple[dict[str, dict], tuple[str, ...]]:
-    """splits.json's splits and classes, after checking that `split` (when given) is one of them."""
-    splits, emotions = load_splits(root)
-    if split is not None and split not in splits:
-        raise UnknownSplit(f"{root / 'splits.json'} has no split {split!r}; it has {', '.join(splits) or 'none'}")
-    return splits, emotions
+def _load_splits(root: Path, split: str | None) -> SplitsDoc:
+    """splits.json, after checking that `split` (when given) is one of its splits."""
+    splits = load_splits(root)
+    if split is not None and split not in splits.splits:
+        raise UnknownSplit(f"{root / 'splits.json'} has no split {split!r}; "
+                           f"it has {', '.join(splits.splits) or 'none'}")
+    return splits
 
 
 def counts_table(root: Path, split: str | None = None) -> str:
     """A text table from splits.json: per split and part, shards, samples, and F/M counts per class."""
-    splits, emotions = _load_splits(root, split)
+    splits = _load_splits(root, split)
+    emotions = splits.emotions
     header = ["split", "part", "shards", "samples", *(f"{e} F/M" for e in emotions), "F", "M"]
     rows = [header]
-    for name, content in splits.items():
+    for name, parts in splits.splits.items():
         if split not in (None, name):
             continue
         for part in PARTS:
-            counts = content[part]["counts"]
-            by_gender = [sum(counts[e][g] for e in emotions) for g in GENDERS]
-            rows.append([name, part, str(len(content[part]["shards"])), str(content[part]["samples"]),
-                         *(f"{counts[e]['F']}/{counts[e]['M']}" for e in emotions), *map(str, by_gender)])
+            counts = parts[part].counts
+            count = lambda e, g: counts.get(e, {}).get(g, 0)  # noqa: E731
+            by_gender = [sum(count(e, g) for e in emotions) for g in GENDERS]
+            rows.append([name, part, str(len(parts[part].shards)), str(parts[part].samples),
+                         *(f"{count(e, 'F')}/{count(e, 'M')}" for e in emotions), *map(str, by_gender)])
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     return "\n".join(
         "  ".join(cell.ljust(w) if i < 2 else cell.rjust(w) for i, (cell, w) in enumerate(zip(row, widths)))
@@ -69,15 +74,13 @@ def counts_table(root: Path, split: str | None = None) -> str:
     )
 
 
-def candidates(root: Path, shards: list[str]) -> list[Candidate]:
-    """Every sample's key, class and gender, reading only the json members (tar headers let us seek past the rest)."""
+def candidates(root: Path, shards: list[str], emotions: tuple[str, ...]) -> list[Candidate]:
+    """Every sample's key, class and gender, from its checked json (the media are decoded only for those shown)."""
     found = []
     for name in shards:
-        with _opened(root, name) as tar:
-            for info in tar:
-                if info.name.endswith(".json"):
-                    meta = json.loads(tar.extractfile(info).read())
-                    found.append(Candidate(info.name[:-len(".json")], name, meta["emotion"], meta["gender"]))
+        for raw in _raw_samples(root, name):
+            meta = _checked(raw, lambda: read_meta(raw, emotions))
+            found.append(Candidate(raw.key, name, meta.emotion, meta.gender))
     return found
 
 
@@ -93,28 +96,35 @@ def pick(found: list[Candidate], per_class: int, emotions: tuple[str, ...]) -> d
     return picked
 
 
-def read_sample(root: Path, candidate: Candidate, emotions: tuple[str, ...]) -> Sample:
-    with _opened(root, candidate.shard) as tar:
-        names = set(tar.getnames())
-        members = {ext: tar.extractfile(f"{candidate.key}.{ext}").read() for ext in MEMBERS
-                   if f"{candidate.key}.{ext}" in names}
-    return decode_sample(candidate.key, members, emotions)
+def decoded(root: Path, candidate: Candidate, emotions: tuple[str, ...]) -> Sample:
+    """The candidate's sample, every member decoded and checked."""
+    for raw in _raw_samples(root, candidate.shard):
+        if raw.key == candidate.key:
+            return _checked(raw, lambda: read_sample(raw, emotions))
+    raise FormatError(f"{root / candidate.shard}: sample {candidate.key} is no longer there")
 
 
-@contextmanager
-def _opened(root: Path, shard: str) -> Iterator[tarfile.TarFile]:
-    """The shard as a TarFile; any failure to read it (or a member it lacks) becomes a FormatError naming it."""
+def _raw_samples(root: Path, shard: str) -> Iterator[RawSample]:
+    """The shard's samples through the format's reader; a damaged tar becomes a FormatError naming it."""
     try:
-        with tarfile.open(root / shard, "r:") as tar:
-            yield tar
-    except (tarfile.TarError, OSError, KeyError, ValueError) as err:
-        raise FormatError(f"{root / shard}: unreadable or incomplete ({err!r})") from err
+        with (root / shard).open("rb") as stream:
+            yield from iter_tar(stream, str(root / shard))
+    except (ShardReadError, OSError) as err:
+        raise FormatError(f"{root / shard}: unreadable or incomplete ({err})") from err
+
+
+def _checked(raw: RawSample, read: Callable[[], T]) -> T:
+    """read(), a bad sample becoming a FormatError that names its shard and key."""
+    try:
+        return read()
+    except ValueError as err:
+        raise FormatError(f"{raw.shard}: sample {raw.key}: {err}") from err
 
 
 def contact_sheet(root: Path, out: Path, split: str | None = None, per_class: int = 6) -> dict[str, int]:
     """Write the contact sheet PNG to `out` (atomically); returns samples shown per class."""
-    _, emotions = load_splits(root)
-    picked = pick(candidates(root, select_shards(root, split)), per_class, emotions)
+    emotions = load_splits(root).emotions
+    picked = pick(candidates(root, select_shards(root, split), emotions), per_class, emotions)
     # Imported here: every extract worker imports the CLI, and matplotlib costs it ~1.6 s.
     from matplotlib.figure import Figure
 
@@ -130,7 +140,7 @@ def contact_sheet(root: Path, out: Path, split: str | None = None, per_class: in
             axis.text(0.5, 0.5, f"no {emotion} samples", ha="center", va="center", color="gray")
         for column, candidate in enumerate(picked[emotion]):
             _draw_sample(figure.add_subplot(grid[2 * row, column]), figure.add_subplot(grid[2 * row + 1, column]),
-                         read_sample(root, candidate, emotions))
+                         decoded(root, candidate, emotions))
     scope = f"split {split} (all parts)" if split else "all shards"
     figure.suptitle(f"{root.resolve().name}: {scope}: middle frame and waveform, {per_class} samples per class",
                     fontsize=10)
@@ -140,11 +150,15 @@ def contact_sheet(root: Path, out: Path, split: str | None = None, per_class: in
 
 
 def _draw_sample(face_axis, wave_axis, sample: Sample) -> None:
-    meta = sample.meta
-    face_axis.imshow(sample.frames[len(sample.frames) // 2])
-    centre = FRAME_SIZE / 2 - 0.5
-    face_axis.axhline(centre, color="white", lw=0.5, alpha=0.5)
-    face_axis.axvline(centre, color="white", lw=0.5, alpha=0.5)
+    meta = sample.meta.fields
+    if sample.frames is None:  # an audio-only sample
+        face_axis.imshow(np.full((FRAME_SIZE, FRAME_SIZE, 3), 235, np.uint8))
+        face_axis.text(FRAME_SIZE / 2, FRAME_SIZE / 2, "no video", ha="center", va="center", fontsize=7, color="gray")
+    else:
+        face_axis.imshow(sample.frames[len(sample.frames) // 2])
+        centre = FRAME_SIZE / 2 - 0.5
+        face_axis.axhline(centre, color="white", lw=0.5, alpha=0.5)
+        face_axis.axvline(centre, color="white", lw=0.5, alpha=0.5)
     face_axis.set_title(f"{sample.key}\n{meta['gender']}  {meta['n_samples'] / SAMPLE_RATE:.1f} s  "
                         f"{meta['n_frames']} fr  {meta['detector']}", fontsize=6)
     face_axis.axis("off")

@@ -1,10 +1,14 @@
-"""The emoav shard format (shards/README.md) as code: its constants, codecs and split files.
+"""The emoav shard format (shards/README.md) as code: its constants, the writer's codec and a sample's json.
 
-The only module that both `emoprep` (the writer) and `emotrain` (the reader) import, so the
+The only package that both `emoprep` (the writer) and `emotrain` (the reader) import, so the
 format is defined once. It needs numpy, Pillow and soundfile only: no torch, OpenCV or ffmpeg.
-Decoders are pure (bytes in, arrays or dicts out) and raise ValueError with the reason; the
-caller adds where the bytes came from. WebDataset's `autodecode.py` is the model: one table
-of what each member is and how it decodes.
+
+    shardformat           constants, names, encode_frames (the writer's), decode_meta (a sample's json)
+    shardformat.sets      splits.json and index.json, parsed and checked (every shard name included)
+    shardformat.reader    the one reader of samples: tar stream -> RawSample -> checked Sample
+
+Decoders are pure (bytes in, arrays or records out) and raise ValueError with the reason; the
+caller adds where the bytes came from.
 
 Version 2 (written now) generalises version 1 (IEMOCAP only) to any corpus recipe: the class
 list travels in splits.json and index.json, a sample names its corpus, speaker and source,
@@ -23,7 +27,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import soundfile as sf
 from PIL import Image
 
 FORMAT_VERSION = 2
@@ -84,34 +87,11 @@ def encode_frames(frames: np.ndarray) -> bytes:
     return buffer.getvalue()
 
 
-def decode_frames(jpeg: bytes, n_frames: int) -> np.ndarray:
-    """Stacked JPEG -> (n_frames, 96, 96, 3) uint8, checked against the size n_frames implies."""
-    with Image.open(io.BytesIO(jpeg)) as image:
-        _check_stack(image, n_frames)
-        pixels = np.asarray(image.convert("RGB"))
-    return pixels.reshape(n_frames, FRAME_SIZE, FRAME_SIZE, 3)
-
-
-def check_frames_jpeg(jpeg: bytes, n_frames: int) -> None:
-    """The JPEG header says the size n_frames implies (no pixel is decoded: for GPU-side decoding)."""
-    with Image.open(io.BytesIO(jpeg)) as image:
-        _check_stack(image, n_frames)
-
-
-def _check_stack(image: Image.Image, n_frames: int) -> None:
+def check_stack(image: Image.Image, n_frames: int) -> None:
+    """A stacked JPEG's header says 96 x 96 n_frames (the writer's check; the reader adds RGB)."""
     if image.format != "JPEG" or image.size != (FRAME_SIZE, FRAME_SIZE * n_frames):
         raise ValueError(f"frames.jpg is a {image.format} of {image.size[0]}x{image.size[1]}, expected a JPEG "
                          f"of {FRAME_SIZE}x{FRAME_SIZE * n_frames} for n_frames={n_frames}")
-
-
-def decode_audio(flac: bytes, n_samples: int) -> np.ndarray:
-    """16-bit mono 16 kHz FLAC -> (n_samples,) int16, checked against the json's count."""
-    audio, rate = sf.read(io.BytesIO(flac), dtype="int16")
-    if rate != SAMPLE_RATE or audio.ndim != 1:
-        raise ValueError(f"flac is {rate} Hz with shape {audio.shape}, expected mono {SAMPLE_RATE} Hz")
-    if len(audio) != n_samples:
-        raise ValueError(f"flac has {len(audio)} samples, json says n_samples={n_samples}")
-    return audio
 
 
 def steps_of(n_samples: int) -> int:
@@ -145,7 +125,7 @@ def decode_meta(raw_json: bytes, emotions: Sequence[str] = SHARED_EMOTIONS) -> S
     if not isinstance(meta, dict):
         raise ValueError("json is not an object")
     version = meta.get("format_version")
-    if version not in READABLE_VERSIONS:
+    if version not in READABLE_VERSIONS or isinstance(version, bool):
         raise ValueError(f"format_version {version!r} is not supported (this reader reads "
                          f"{', '.join(map(str, READABLE_VERSIONS))}); use an emoav matching the one that wrote it")
     nullable = version >= 2  # v1 samples are always labelled and always have both members
@@ -166,97 +146,6 @@ def decode_meta(raw_json: bytes, emotions: Sequence[str] = SHARED_EMOTIONS) -> S
     return SampleMeta(version, emotion, gender, counts["n_samples"], counts["n_frames"], meta)
 
 
-# ---------------------------------------------------------------- splits.json and index.json
-
-
-@dataclass(frozen=True)
-class PartEntry:
-    shards: tuple[str, ...]  # file names relative to the shard set
-    samples: int
-
-
-@dataclass(frozen=True)
-class SplitsDoc:
-    """A parsed splits.json: the classes and, per split, its parts."""
-
-    version: int
-    emotions: tuple[str, ...]
-    splits: Mapping[str, Mapping[str, PartEntry]]  # split -> part -> entry (parts that are present)
-    omitted: Mapping[str, str]
-
-    def part(self, split: str, part: str) -> PartEntry:
-        """One non-empty part; ValueError naming what there is instead."""
-        if split not in self.splits:
-            raise ValueError(f"no split {split!r}; available: {', '.join(sorted(self.splits)) or 'none'}")
-        entry = self.splits[split].get(part)
-        if entry is None or not entry.shards or not entry.samples:
-            state = "missing" if entry is None else "empty"
-            non_empty = sorted(name for name, p in self.splits[split].items() if p.shards and p.samples)
-            raise ValueError(f"split {split!r} part {part!r} is {state}; parts with samples: "
-                             f"{', '.join(non_empty) or 'none'}")
-        return entry
-
-    def family(self, name: str) -> list[str]:
-        """The splits named `<name>-<k>` (k = 1, 2, ...), in k order: a family of folds."""
-        folds = [s for s in self.splits if s.rpartition("-")[0] == name and s.rpartition("-")[2].isdigit()]
-        return sorted(folds, key=lambda s: int(s.rpartition("-")[2]))
-
-
-def _version_of(doc: Any) -> int:
-    version = doc.get("format_version") if isinstance(doc, dict) else None
-    if version not in READABLE_VERSIONS:
-        raise ValueError(f"format_version {version!r} is not supported (this reader reads "
-                         f"{', '.join(map(str, READABLE_VERSIONS))}); use an emoav matching the one that wrote it")
-    return version
-
-
-def _emotions_of(doc: dict, version: int) -> tuple[str, ...]:
-    if version == 1:
-        return SHARED_EMOTIONS
-    emotions = (doc.get("classes") or {}).get("emotion")
-    if not isinstance(emotions, list) or not emotions or not all(isinstance(e, str) for e in emotions):
-        raise ValueError("classes.emotion is not a non-empty list of class names")
-    return tuple(emotions)
-
-
 def sample_members(meta: SampleMeta) -> tuple[str, ...]:
     """The members a sample must have, in tar order: json, then flac and frames.jpg when it has them."""
     return ("json",) + (("flac",) if meta.has_audio else ()) + (("frames.jpg",) if meta.has_frames else ())
-
-
-def parse_splits(text: str) -> SplitsDoc:
-    """The text of splits.json -> SplitsDoc; ValueError with the reason when it is not one."""
-    try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exn:
-        raise ValueError(f"not valid JSON ({exn})") from exn
-    version = _version_of(doc)
-    splits = {}
-    for name, entry in (doc.get("splits") or {}).items():
-        parts = {}
-        for part in PARTS:
-            if isinstance(entry, dict) and isinstance(entry.get(part), dict):
-                raw = entry[part]
-                parts[part] = PartEntry(tuple(raw.get("shards") or ()), int(raw.get("samples") or 0))
-        splits[name] = parts
-    return SplitsDoc(version, _emotions_of(doc, version), splits, dict(doc.get("omitted") or {}))
-
-
-@dataclass(frozen=True)
-class IndexDoc:
-    """A parsed index.json: every shard of the set with its sample count (and the classes, v2)."""
-
-    version: int
-    emotions: tuple[str, ...]
-    shard_samples: Mapping[str, int]  # file name -> samples, in the set's order
-
-
-def parse_index(text: str) -> IndexDoc:
-    """The text of index.json -> IndexDoc; ValueError with the reason when it is not one."""
-    try:
-        doc = json.loads(text)
-        version = _version_of(doc)
-        shards = {str(e["file"]): int(e["samples"]) for e in doc["shards"]}
-    except (json.JSONDecodeError, KeyError, TypeError) as exn:
-        raise ValueError(f"not an index of shards ({type(exn).__name__}: {exn})") from exn
-    return IndexDoc(version, _emotions_of(doc, version), shards)

@@ -26,7 +26,7 @@ def inspect(*args: str):
 
 
 def test_counts_table_has_a_row_per_split_part_with_the_declared_numbers(shards):
-    splits, _ = load_splits(shards)
+    splits = load_splits(shards).splits
     lines = counts_table(shards).splitlines()
     assert lines[0].split() == ["split", "part", "shards", "samples", "ang", "F/M", "hap", "F/M", "neu", "F/M",
                                 "sad", "F/M", "F", "M"]
@@ -34,8 +34,8 @@ def test_counts_table_has_a_row_per_split_part_with_the_declared_numbers(shards)
     for line in lines[1:]:
         split, part, n_shards, samples, *cells = line.split()
         content = splits[split][part]
-        assert (int(n_shards), int(samples)) == (len(content["shards"]), content["samples"])
-        assert cells[:4] == [f"{content['counts'][e]['F']}/{content['counts'][e]['M']}" for e in ("ang", "hap", "neu", "sad")]
+        assert (int(n_shards), int(samples)) == (len(content.shards), content.samples)
+        assert cells[:4] == [f"{content.counts[e]['F']}/{content.counts[e]['M']}" for e in ("ang", "hap", "neu", "sad")]
     only_paper = counts_table(shards, "paper").splitlines()
     assert [line.split()[:2] for line in only_paper[1:]] == [["paper", "train"], ["paper", "val"], ["paper", "test"]]
 
@@ -49,7 +49,9 @@ def test_pick_spreads_over_the_sorted_pool():
 
 def test_candidates_read_every_sample_of_the_selected_split(shards):
     paper = select_shards(shards, "paper")
-    assert len(candidates(shards, paper)) == sum(load_splits(shards)[0]["paper"][p]["samples"] for p in ("train", "val", "test"))
+    splits = load_splits(shards)
+    assert len(candidates(shards, paper, splits.emotions)) == sum(splits.splits["paper"][p].samples
+                                                                  for p in ("train", "val", "test"))
 
 
 def test_command_prints_counts_and_writes_a_readable_sheet(shards, tmp_path):

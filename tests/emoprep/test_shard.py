@@ -19,7 +19,9 @@ from shardformat import MEMBERS, SAMPLE_KEYS, SHARD_NAME, SHARED_EMOTIONS, encod
 
 from emoprep.corpus.base import RandomSplit
 from emoprep.shard import plan_shard_set, random_parts, seeded_order, write_shards
-from emoprep.verify import decode_sample, decode_frames, iter_samples, load_index, load_splits
+from emoprep.verify import load_index, load_splits
+from shardformat.reader import decode_frames, read_sample
+from tests.shards.reading import tar_samples
 from tests.emoprep.work_factory import FakeUtterance, default_utterances, face_frames, make_shards, make_work
 
 
@@ -39,7 +41,7 @@ def manifest(work: Path) -> list[dict]:
 
 
 def keys_of(shards: Path, names: list[str]) -> list[str]:
-    return [key for name in names for key, _ in iter_samples(shards / name)]
+    return [raw.key for name in names for raw in tar_samples(shards / name)]
 
 
 def psnr(a: np.ndarray, b: np.ndarray) -> float:
@@ -55,29 +57,31 @@ def run(*args: str):
 def test_every_ok_sample_round_trips_audio_exactly_and_frames_above_38_db(work, shards):
     rows = {row["utterance_id"]: row for row in manifest(work) if row["status"] == "ok"}
     seen = set()
-    for entry in load_index(shards):
-        for key, members in iter_samples(shards / entry["file"]):
-            sample = decode_sample(key, members, SHARED_EMOTIONS)
+    for entry in load_index(shards).entries:
+        for raw in tar_samples(shards / entry.file):
+            key, members = raw.key, raw.members
+            sample = read_sample(raw, SHARED_EMOTIONS)
             row = rows[key]
             assert members["flac"] == (work / row["audio_path"]).read_bytes()
             expected_audio, _ = sf.read(work / row["audio_path"], dtype="int16")
             np.testing.assert_array_equal(sample.audio, expected_audio)
             assert psnr(sample.frames, np.load(work / row["frames_path"])) > 38
+            fields = sample.meta.fields
             for column in ("corpus", "speaker", "gender", "emotion", "corpus_label", "group", "label_policy",
                            "start", "region", "n_samples", "n_frames", "face_ratio", "detector"):
-                assert sample.meta[column] == row[column], (key, column)
-            assert sample.meta["extra"] == json.loads(row["extra"])
-            assert sample.meta["source"] == row["video_file"].removeprefix("/corpus/")
-            assert sample.meta["end"] == pytest.approx(row["start"] + row["n_samples"] / 16_000)
-            assert sample.meta["format_version"] == 2 and sorted(sample.meta) == sorted(SAMPLE_KEYS[2])
+                assert fields[column] == row[column], (key, column)
+            assert fields["extra"] == json.loads(row["extra"])
+            assert fields["source"] == row["video_file"].removeprefix("/corpus/")
+            assert fields["end"] == pytest.approx(row["start"] + row["n_samples"] / 16_000)
+            assert fields["format_version"] == 2 and sorted(fields) == sorted(SAMPLE_KEYS[2])
             seen.add(key)
     assert seen == set(rows)  # every ok utterance once; the failed one is not there
     assert "Ses02F_impro01_F099" not in seen
 
 
 def test_tar_members_are_grouped_in_format_order_with_neutral_headers(shards):
-    for entry in load_index(shards):
-        with tarfile.open(shards / entry["file"]) as tar:
+    for entry in load_index(shards).entries:
+        with tarfile.open(shards / entry.file) as tar:
             infos = tar.getmembers()
         names = [info.name for info in infos]
         keys = [name.partition(".")[0] for name in names[::3]]
@@ -88,20 +92,20 @@ def test_tar_members_are_grouped_in_format_order_with_neutral_headers(shards):
 def test_index_lists_every_shard_with_size_and_hash(shards):
     import hashlib
 
-    index = load_index(shards)
-    assert sorted(e["file"] for e in index) == sorted(p.name for p in shards.iterdir() if SHARD_NAME.match(p.name))
+    index = load_index(shards).entries
+    assert sorted(e.file for e in index) == sorted(p.name for p in shards.iterdir() if SHARD_NAME.match(p.name))
     for entry in index:
-        data = (shards / entry["file"]).read_bytes()
-        assert entry["bytes"] == len(data)
-        assert entry["sha256"] == hashlib.sha256(data).hexdigest()
-        assert entry["samples"] == len(keys_of(shards, [entry["file"]]))
-        assert 1 <= entry["samples"] <= 4
+        data = (shards / entry.file).read_bytes()
+        assert entry.bytes == len(data)
+        assert entry.sha256 == hashlib.sha256(data).hexdigest()
+        assert entry.samples == len(keys_of(shards, [entry.file]))
+        assert 1 <= entry.samples <= 4
 
 
 def test_stacked_jpeg_keeps_frames_apart():
     frames = np.zeros((3, 96, 96, 3), np.uint8)
     frames[1] = 255  # a white frame between black ones: any bleed across the seams would show
-    decoded = decode_frames("k", encode_frames(frames), 3)
+    decoded = decode_frames(encode_frames(frames), 3)
     assert decoded[0].max() <= 2 and decoded[2].max() <= 2 and decoded[1].min() >= 253
 
 
@@ -120,25 +124,26 @@ def test_splits_are_disjoint_speaker_independent_and_complete(work, shards):
     improvised = {row["utterance_id"] for row in rows if row["group"] == "impro"}
     by_id = {row["utterance_id"]: row for row in rows}
     speaker = {uid: row["speaker"] for uid, row in by_id.items()}
-    splits, classes = load_splits(shards)
-    assert classes == SHARED_EMOTIONS
+    doc = load_splits(shards)
+    splits = doc.splits
+    assert doc.emotions == SHARED_EMOTIONS
     assert list(splits) == ["paper", "loso-1", "loso-2", "loso-3"]
     for name, split in splits.items():
-        parts = {part: keys_of(shards, split[part]["shards"]) for part in ("train", "val", "test")}
+        parts = {part: keys_of(shards, split[part].shards) for part in ("train", "val", "test")}
         flat = [key for keys in parts.values() for key in keys]
         assert len(flat) == len(set(flat)), f"{name}: an utterance in two parts"
         assert set(flat) == (improvised if name == "paper" else all_ids)
         for part, keys in parts.items():
-            assert split[part]["samples"] == len(keys)
+            assert split[part].samples == len(keys)
             counts = Counter((by_id[key]["emotion"], by_id[key]["gender"]) for key in keys)
-            assert split[part]["counts"] == {e: {g: counts[e, g] for g in "FM"} for e in ("ang", "hap", "neu", "sad")}
+            assert split[part].counts == {e: {g: counts[e, g] for g in "FM"} for e in ("ang", "hap", "neu", "sad")}
         if name.startswith("loso-"):
             k = int(name[5:])
             assert {speaker[key] for key in parts["val"]} == {f"ses{k}F"}
             assert {speaker[key] for key in parts["test"]} == {f"ses{k}M"}
             assert not {speaker[key] for key in parts["train"]} & {f"ses{k}F", f"ses{k}M"}
     # 18 improvised: val and test get round(3.6) = 4, train the other 10
-    assert [splits["paper"][p]["samples"] for p in ("train", "val", "test")] == [10, 4, 4]
+    assert [splits["paper"][p].samples for p in ("train", "val", "test")] == [10, 4, 4]
 
 
 def test_absent_sessions_are_named_in_omitted(shards):
@@ -188,8 +193,8 @@ def test_same_work_and_seed_give_identical_bytes(work, shards, tmp_path):
 def test_another_seed_draws_another_paper_split(work, shards, tmp_path):
     other = make_shards(work, tmp_path / "seed1", seed=1)
     for part in ("train", "test"):
-        assert set(keys_of(shards, load_splits(shards)[0]["paper"][part]["shards"])) != \
-               set(keys_of(other, load_splits(other)[0]["paper"][part]["shards"]))
+        assert set(keys_of(shards, load_splits(shards).splits["paper"][part].shards)) != \
+               set(keys_of(other, load_splits(other).splits["paper"][part].shards))
     assert json.loads((other / "splits.json").read_text())["seed"] == 1
 
 
@@ -201,7 +206,7 @@ def test_rerun_replaces_the_set_and_removes_only_stale_shards(work, tmp_path):
     before = {p.name for p in out.iterdir() if SHARD_NAME.match(p.name)}
     result = write_shards(plan_shard_set(work, max_samples_per_shard=64), out)
     after = {p.name for p in out.iterdir() if SHARD_NAME.match(p.name)}
-    assert after == {e["file"] for e in load_index(out)}
+    assert after == {e.file for e in load_index(out).entries}
     assert set(result.removed) == before - after and result.removed
     assert (out / "README.md").read_text() == "kept" and (out / "notes.tar").exists()
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
@@ -309,9 +314,9 @@ def test_a_video_only_utterance_becomes_a_sample_without_flac_that_verifies(tmp_
     utterances = default_utterances(sessions=(1,)) + [FakeUtterance("Ses01F_impro01_F098", "sad", 5, 0, audio=False)]
     out = make_shards(make_work(tmp_path / "work", utterances), tmp_path / "shards")
     found = {}
-    for entry in load_index(out):
-        for key, members in iter_samples(out / entry["file"]):
-            found[key] = members
+    for entry in load_index(out).entries:
+        for raw in tar_samples(out / entry.file):
+            found[raw.key] = raw.members
     silent = found["Ses01F_impro01_F098"]
     assert list(silent) == ["json", "frames.jpg"]
     meta = json.loads(silent["json"])

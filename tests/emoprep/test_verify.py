@@ -16,7 +16,8 @@ from click.testing import CliRunner
 
 from emoprep.cli import main
 from emoprep.shard import write_tar
-from emoprep.verify import iter_samples, load_index, verify_shards
+from emoprep.verify import load_index, verify_shards
+from tests.shards.reading import tar_samples
 from tests.emoprep.work_factory import make_shards, make_work
 
 
@@ -37,14 +38,14 @@ def verify(shards: Path):
 
 def first_shard(shards: Path) -> tuple[str, str]:
     """(file, key of its first sample)."""
-    name = load_index(shards)[0]["file"]
-    return name, next(iter_samples(shards / name))[0]
+    name = load_index(shards).entries[0].file
+    return name, tar_samples(shards / name)[0].key
 
 
 def rewrite_member(shards: Path, name: str, key: str, extension: str, data: bytes) -> None:
     """Replace one member and re-index the shard, so only decoding can catch the damage."""
-    members = [(f"{k}.{ext}", data if (k, ext) == (key, extension) else blob)
-               for k, sample in iter_samples(shards / name) for ext, blob in sample.items()]
+    members = [(f"{raw.key}.{ext}", data if (raw.key, ext) == (key, extension) else blob)
+               for raw in tar_samples(shards / name) for ext, blob in raw.members.items()]
     write_tar(shards / name, members)
     index = json.loads((shards / "index.json").read_text())
     for entry in index["shards"]:
@@ -57,7 +58,7 @@ def rewrite_member(shards: Path, name: str, key: str, extension: str, data: byte
 def test_good_shards_pass_with_a_summary(good):
     report = verify_shards(good)
     assert report.problems == ()
-    assert (report.shards, report.samples) == (len(load_index(good)), 36)
+    assert (report.shards, report.samples) == (len(load_index(good).entries), 36)
     assert report.bytes == sum(p.stat().st_size for p in good.glob("*.tar"))
     result = verify(good)
     assert result.exit_code == 0, result.output
@@ -103,7 +104,7 @@ def test_a_truncated_tar_names_the_shard_and_sample(shards, where, reason):
 ])
 def test_an_undecodable_member_names_shard_and_sample(shards, extension, make, reason):
     name, key = first_shard(shards)
-    members = next(iter_samples(shards / name))[1]
+    members = tar_samples(shards / name)[0].members
     rewrite_member(shards, name, key, extension, make(members))
     problems = verify_shards(shards).problems
     assert [(p.shard, p.sample) for p in problems] == [(name, key)], problems

@@ -63,10 +63,11 @@ def v2_sample(key: str, source: str, start: float, seconds: float, *, audio: boo
     n_samples = int(seconds * 16_000)
     utt = FakeUtterance(key=key, emotion=emotion or "hap", gender="F", n_samples=n_samples,
                         n_frames=math.ceil(n_samples / 640))
-    meta = {"format_version": 2, "corpus": "clips", "speaker": "x", "group": "all", "emotion": emotion,
-            "gender": None, "corpus_label": None, "source": source, "start": start, "end": start + seconds,
-            "region": "full", "extra": {}, "n_samples": n_samples if audio else 0,
-            "n_frames": utt.n_frames if video else 0}
+    meta = {"format_version": 2, "utterance_id": key, "corpus": "clips", "speaker": "x", "group": "all",
+            "emotion": emotion, "gender": None, "corpus_label": None, "label_policy": None, "source": source,
+            "start": start, "end": start + seconds, "region": "full", "extra": {},
+            "n_samples": n_samples if audio else 0, "n_frames": utt.n_frames if video else 0,
+            "face_ratio": 1.0 if video else None, "detector": "fixed" if video else None}
     members = {"json": json.dumps(meta).encode()}
     if audio:
         members["flac"] = encode_flac(audio_for(utt, rng))
@@ -78,9 +79,9 @@ def v2_sample(key: str, source: str, start: float, seconds: float, *, audio: boo
 def write_unlabelled_set(root: Path, samples: list[tuple[str, dict[str, bytes]]]) -> Path:
     """An unlabelled v2 set: no splits.json, one shard listed in index.json."""
     root.mkdir(parents=True, exist_ok=True)
-    write_tar(root / "clips-0000.tar", samples)
+    write_tar(root / "clips-all-0000.tar", samples)
     index = {"format_version": 2, "classes": {"emotion": ["ang", "hap", "neu", "sad"], "gender": ["F", "M"]},
-             "shards": [{"file": "clips-0000.tar", "samples": len(samples), "bytes": 0, "sha256": ""}]}
+             "shards": [{"file": "clips-all-0000.tar", "samples": len(samples), "bytes": 0, "sha256": ""}]}
     (root / "index.json").write_text(json.dumps(index))
     return root
 

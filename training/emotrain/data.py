@@ -49,13 +49,15 @@ import time
 from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import shardformat
 import torch
 import webdataset as wds
-from shardformat import FRAME_SIZE, GENDERS, MAX_AUDIO_SAMPLES, SAMPLES_PER_FRAME
+from shardformat import FRAME_SIZE, GENDERS, MAX_AUDIO_SAMPLES, MAX_STEPS, SAMPLES_PER_FRAME
+from shardformat.reader import RawSample, ShardReadError, iter_tar, read_sample, sample_json
+from shardformat.sets import IndexDoc, SplitsDoc, parse_index, parse_splits
 from torch import Tensor
 
 from emotrain.sources import FetchPolicy, ShardSource, is_transient, open_url, parse_source, read_bytes
@@ -141,18 +143,18 @@ def read_part(sources: Sources, split: str, part: str, policy: FetchPolicy | Non
                 weights={url: s.weight for s, p in parts if s.weight != 1.0 for url in p.shards})
 
 
-def read_splits(source: ShardSource, policy: FetchPolicy) -> shardformat.SplitsDoc:
+def read_splits(source: ShardSource, policy: FetchPolicy) -> SplitsDoc:
     """SOURCE/splits.json, fetched wherever it is and parsed; ShardsError naming the URL otherwise."""
     splits_url = source.url_of("splits.json")
     try:
-        text = read_bytes(splits_url, policy).decode("utf-8")
+        text = read_bytes(splits_url, policy)
     except FileNotFoundError:
         raise ShardsError(f"{splits_url}: not found; is {source.location} a shard set written by "
                           "`emoprep shard`?") from None
-    except (OSError, UnicodeDecodeError) as exn:
+    except OSError as exn:
         raise ShardsError(f"{splits_url}: could not be read: {exn}") from exn
     try:
-        return shardformat.parse_splits(text)
+        return parse_splits(text)
     except ValueError as exn:
         raise ShardsError(f"{splits_url}: {exn}") from exn
 
@@ -177,16 +179,32 @@ def read_source_part(source: ShardSource, split: str, part: str, policy: FetchPo
 
 def read_shard_counts(source: ShardSource, policy: FetchPolicy) -> dict[str, int]:
     """path -> samples from SOURCE/index.json; empty when there is none (the count check is then skipped)."""
+    index = read_index(source, policy, required=False)
+    return {} if index is None else {source.url_of(name): n for name, n in index.shard_samples.items()}
+
+
+def read_index(source: ShardSource, policy: FetchPolicy, *, required: bool = True) -> IndexDoc | None:
+    """SOURCE/index.json, fetched and parsed (every shard name checked); None when it is absent and not required.
+
+    ShardsError naming the URL when it cannot be read or is not an index: a set whose index
+    lists a name outside the format is refused, never half-read.
+    """
     index_url = source.url_of("index.json")
     try:
-        doc = shardformat.parse_index(read_bytes(index_url, policy).decode("utf-8"))
-    except (FileNotFoundError, ValueError):  # none, or not an index: the count check is skipped
-        return {}
+        text = read_bytes(index_url, policy)
+    except FileNotFoundError:
+        if not required:
+            return None
+        raise ShardsError(f"{index_url}: not found; is {source.location} a shard set written by "
+                          "`emoprep shard`?") from None
     except OSError as exn:
-        if not source.remote:
-            return {}
+        if not (required or source.remote):
+            return None
         raise ShardsError(f"{index_url}: could not be read: {exn}") from exn
-    return {source.url_of(name): samples for name, samples in doc.shard_samples.items()}
+    try:
+        return parse_index(text)
+    except ValueError as exn:
+        raise ShardsError(f"{index_url}: {exn}") from exn
 
 
 # ---------------------------------------------------------------------------------------------
@@ -195,11 +213,12 @@ def read_shard_counts(source: ShardSource, policy: FetchPolicy) -> dict[str, int
 
 @dataclass(frozen=True)
 class Skipped:
-    """A sample (or the rest of a shard) that was left out, and why."""
+    """A sample (or the rest of a shard) that was left out, and why; `fields`: its json, when that parsed."""
 
     shard: str
     key: str | None
     reason: str
+    fields: Mapping[str, Any] | None = None
 
     def __str__(self) -> str:
         return f"{self.shard}: {self.key or '-'}: {self.reason}"
@@ -207,27 +226,42 @@ class Skipped:
 
 @dataclass(frozen=True)
 class Example:
-    """One decoded utterance; audio is None for modality "v", frames None for "a"."""
+    """One decoded utterance, ready to collate; audio or frames are None where the sample (or the modality) has none."""
 
     key: str
     audio: np.ndarray | None  # (n,) float32, normalised, n <= steps * SAMPLES_PER_FRAME
     frames: np.ndarray | None  # (steps, 3, 96, 96) uint8
     steps: int
-    emotion: int
-    gender: int
+    emotion: int  # index into the shard set's classes; UNLABELLED when the sample has no label
+    gender: int  # index into GENDERS; UNLABELLED when unknown
     jpeg: bytes | None = None  # the stacked JPEG, header checked, when frames are decoded on the device
     n_frames: int = 0  # frames in `jpeg`
+    shard: str = ""
+    fields: Mapping[str, Any] = field(default_factory=dict)  # the sample's json (where it came from)
+
+    @property
+    def has_video(self) -> bool:
+        return self.frames is not None or self.jpeg is not None
+
+
+UNLABELLED = -1
 
 
 @dataclass(frozen=True)
 class Batch:
-    audio: Tensor | None  # (B, max_steps * SAMPLES_PER_FRAME) float32, zero-padded
-    frames: Tensor | None  # (B, max_steps, 3, 96, 96) uint8, zero-padded
+    """Padded examples, with which of them have each modality (a missing one is zeros, and False here)."""
+
+    audio: Tensor | None  # (B, max_steps * SAMPLES_PER_FRAME) float32, zero-padded; None: no row has audio
+    frames: Tensor | None  # (B, max_steps, 3, 96, 96) uint8, zero-padded; None: no row has frames (yet)
     lengths: Tensor  # (B,) int64 valid steps
-    emotion: Tensor  # (B,) int64
-    gender: Tensor  # (B,) int64
+    emotion: Tensor  # (B,) int64, UNLABELLED where unknown
+    gender: Tensor  # (B,) int64, UNLABELLED where unknown
+    has_audio: Tensor  # (B,) bool
+    has_video: Tensor  # (B,) bool
     keys: tuple[str, ...]
-    skipped: tuple[str, ...] = ()  # messages of samples left out since the previous batch
+    shards: tuple[str, ...] = ()
+    fields: tuple[Mapping[str, Any], ...] = ()  # each sample's json
+    skipped: tuple[Skipped, ...] = ()  # samples left out since the previous batch
     # Frames still to decode (frames is None): the batch's stacked JPEGs end to end in one uint8 tensor
     # on the CPU (one shared-memory transfer from a loader worker, not one per sample), their sizes
     # in bytes and their frame counts.
@@ -251,6 +285,14 @@ class Batch:
             raise SampleError(f"the frames of one of {', '.join(self.keys)} do not decode on {device}: {exn}") from exn
         return dataclasses.replace(moved, frames=frames, jpegs=None, jpeg_sizes=(), jpeg_frames=())
 
+    def rows(self, keep: Sequence[int]) -> Batch:
+        """Only these rows (decoded frames only), padding kept: for predicting the rows that can be predicted."""
+        index = torch.tensor(list(keep), dtype=torch.int64)
+        picked = self._map(lambda t: t[index.to(t.device)], TENSORS)
+        return dataclasses.replace(picked, keys=tuple(self.keys[i] for i in keep),
+                                   shards=tuple(self.shards[i] for i in keep),
+                                   fields=tuple(self.fields[i] for i in keep), skipped=())
+
     def pin_memory(self) -> Batch:
         """Called by DataLoader(pin_memory=True)."""
         return self._map(Tensor.pin_memory, TENSORS + ("jpegs",))
@@ -260,7 +302,7 @@ class Batch:
                                             for n in names})
 
 
-TENSORS = ("audio", "frames", "lengths", "emotion", "gender")  # what Batch.to moves
+TENSORS = ("audio", "frames", "lengths", "emotion", "gender", "has_audio", "has_video")  # what Batch.to moves
 
 
 def decode_frames_batch(jpegs: Sequence[Tensor], n_frames: Sequence[int], steps: Sequence[int],
@@ -285,7 +327,7 @@ def decode_frames_batch(jpegs: Sequence[Tensor], n_frames: Sequence[int], steps:
 
 
 # ---------------------------------------------------------------------------------------------
-# decoding one sample (pure: bytes in, Example out, ValueError with the reason on bad input)
+# one sample -> Example (pure: the reader's Sample in, Example out, ValueError with the reason on bad input)
 
 
 def normalise_audio(audio: np.ndarray) -> np.ndarray:
@@ -304,75 +346,81 @@ def frames_for_steps(frames: np.ndarray, steps: int) -> np.ndarray:
     return np.ascontiguousarray(frames.transpose(0, 3, 1, 2))
 
 
-def decode_frames_turbo(jpeg: bytes, n_frames: int) -> np.ndarray:
-    """shardformat.decode_frames through torchvision's libjpeg-turbo binding: the same pixels, no PIL Image."""
-    from torchvision.io import ImageReadMode, decode_jpeg
+def example_of(key: str, audio: np.ndarray | None, frames: np.ndarray | None, *, jpeg: bytes | None = None,
+               n_frames: int = 0, emotion: int = UNLABELLED, gender: int = UNLABELLED, shard: str = "",
+               fields: Mapping[str, Any] | None = None) -> Example:
+    """Decoded media -> Example, as training sees them: audio cut to 6 s and normalised (int16 scale),
+    steps = ceil(samples / 640) (from the frames when there is no audio), frames cut or their last repeated."""
+    if audio is not None:
+        audio = normalise_audio(audio[:MAX_AUDIO_SAMPLES])
+        steps = shardformat.steps_of(len(audio))
+    else:
+        steps = min(len(frames) if frames is not None else n_frames, MAX_STEPS)
+    if frames is not None:
+        frames = frames_for_steps(frames, steps)
+    return Example(key=key, audio=audio, frames=frames, steps=steps, emotion=emotion, gender=gender,
+                   jpeg=jpeg, n_frames=n_frames if jpeg is not None else 0, shard=shard, fields=fields or {})
 
-    shardformat.check_frames_jpeg(jpeg, n_frames)
-    chw = decode_jpeg(torch.frombuffer(bytearray(jpeg), dtype=torch.uint8), mode=ImageReadMode.RGB)
-    return chw.numpy().transpose(1, 2, 0).reshape(n_frames, FRAME_SIZE, FRAME_SIZE, 3)
 
+def decode_sample(raw: RawSample, modality: str, emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS,
+                  frames_on: str = "loader", labelled: bool = True) -> Example:
+    """A raw sample -> Example of the modality's members, through the format's reader.
 
-# CPU decoders of the stacked JPEG, by name. benchmarks/loader.py --decoders times them: torchvision's
-# decode is 1.13x PIL's alone but no faster in the loader (benchmarks/README.md, 2026-11-29), so PIL stays.
-FRAME_DECODERS: dict[str, Callable[[bytes, int], np.ndarray]] = {
-    "pil": shardformat.decode_frames, "torchvision": decode_frames_turbo}
-FRAME_DECODER = "pil"
-
-
-def decode_sample(raw: dict, modality: str, emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS,
-                  frames_on: str = "loader", frame_decoder: str = FRAME_DECODER) -> Example:
-    """A raw WebDataset sample (`__key__`, `json`, `flac`, `frames.jpg`) -> Example, for training or scoring.
-
-    The sample must be labelled and carry what the modality needs. frames_on="device" keeps
-    the JPEG (its header checked) for Batch.to to decode.
+    labelled=True (training, scoring): the sample must carry a label and every member the
+    modality needs. labelled=False (prediction): labels may be null and the sample gives what it
+    has of the modality, at least one of them. frames_on="device" keeps the JPEG (header
+    checked) for Batch.to to decode.
     """
-    needed = ["json"] + (["flac"] if modality != "v" else []) + (["frames.jpg"] if modality != "a" else [])
-    missing = [m for m in needed if m not in raw]
-    if missing:
-        raise ValueError(f"missing member(s) {', '.join('.' + m for m in missing)}")
-    meta = shardformat.decode_meta(raw["json"], emotions)
-    if meta.emotion is None or meta.gender is None:
+    wants_audio, wants_frames = modality != "v", modality != "a"
+    sample = read_sample(raw, emotions, audio=wants_audio,
+                         frames="skip" if not wants_frames else "check" if frames_on == "device" else "decode")
+    meta = sample.meta
+    lacking = [name for name, wanted, has in (("audio", wants_audio, meta.has_audio),
+                                              ("video", wants_frames, meta.has_frames)) if wanted and not has]
+    if labelled and lacking:
+        raise ValueError(f"the sample has no {' and no '.join(lacking)} (n_samples {meta.n_samples}, n_frames "
+                         f"{meta.n_frames}); modality {modality!r} needs it")
+    if not labelled and len(lacking) == (wants_audio + wants_frames):
+        raise ValueError(f"the sample has no {' or '.join(lacking)}")
+    if labelled and (meta.emotion is None or meta.gender is None):
         raise ValueError("unlabelled sample (emotion or gender is null): it can be predicted, not trained on")
-    steps = shardformat.steps_of(meta.n_samples)
-    audio = frames = jpeg = None
-    if modality != "v":
-        audio = normalise_audio(shardformat.decode_audio(raw["flac"], meta.n_samples)[:MAX_AUDIO_SAMPLES])
-    if modality != "a" and frames_on == "device":
-        shardformat.check_frames_jpeg(raw["frames.jpg"], meta.n_frames)
-        jpeg = raw["frames.jpg"]
-    elif modality != "a":
-        frames = frames_for_steps(FRAME_DECODERS[frame_decoder](raw["frames.jpg"], meta.n_frames), steps)
-    return Example(
-        key=raw["__key__"], audio=audio, frames=frames, steps=steps,
-        emotion=emotions.index(meta.emotion), gender=GENDERS.index(meta.gender),
-        jpeg=jpeg, n_frames=meta.n_frames if jpeg is not None else 0,
-    )
+    return example_of(
+        sample.key, sample.audio, sample.frames, jpeg=sample.jpeg, n_frames=meta.n_frames,
+        emotion=UNLABELLED if meta.emotion is None else emotions.index(meta.emotion),
+        gender=UNLABELLED if meta.gender is None else GENDERS.index(meta.gender),
+        shard=sample.shard, fields=meta.fields)
 
 
-def collate(examples: list[Example], skipped: list[Skipped] = ()) -> Batch:
+def collate(examples: Sequence[Example], skipped: Sequence[Skipped] = ()) -> Batch:
     """Pad audio to the batch's longest (a multiple of SAMPLES_PER_FRAME) and frames to as many steps."""
     steps = max((e.steps for e in examples), default=0)
     audio = frames = None
-    if examples and examples[0].audio is not None:
+    if any(e.audio is not None for e in examples):
         audio = np.zeros((len(examples), steps * SAMPLES_PER_FRAME), dtype=np.float32)
         for row, e in enumerate(examples):
-            audio[row, : len(e.audio)] = e.audio
+            if e.audio is not None:
+                audio[row, : len(e.audio)] = e.audio
         audio = torch.from_numpy(audio)
-    if examples and examples[0].frames is not None:
+    if any(e.frames is not None for e in examples):
         frames = np.zeros((len(examples), steps, 3, FRAME_SIZE, FRAME_SIZE), dtype=np.uint8)
         for row, e in enumerate(examples):
-            frames[row, : e.steps] = e.frames
+            if e.frames is not None:
+                frames[row, : e.steps] = e.frames
         frames = torch.from_numpy(frames)
-    pending = examples and examples[0].jpeg is not None
+    # Device decoding is all or nothing: training asks every sample for its frames.
+    pending = bool(examples) and all(e.jpeg is not None for e in examples)
     as_long = lambda values: torch.tensor(values, dtype=torch.int64)  # noqa: E731
     return Batch(
         audio=audio, frames=frames,
         lengths=as_long([e.steps for e in examples]),
         emotion=as_long([e.emotion for e in examples]),
         gender=as_long([e.gender for e in examples]),
+        has_audio=torch.tensor([e.audio is not None for e in examples], dtype=torch.bool),
+        has_video=torch.tensor([e.has_video for e in examples], dtype=torch.bool),
         keys=tuple(e.key for e in examples),
-        skipped=tuple(str(s) for s in skipped),
+        shards=tuple(e.shard for e in examples),
+        fields=tuple(e.fields for e in examples),
+        skipped=tuple(skipped),
         jpegs=torch.frombuffer(bytearray(b"".join(e.jpeg for e in examples)), dtype=torch.uint8) if pending else None,
         jpeg_sizes=tuple(len(e.jpeg) for e in examples) if pending else (),
         jpeg_frames=tuple(e.n_frames for e in examples) if pending else (),
@@ -410,16 +458,16 @@ class ResampleShards:
                 yield {"url": url}
 
 
-def tar_samples(url: str, policy: FetchPolicy) -> Iterator[dict]:
+def tar_samples(url: str, policy: FetchPolicy) -> Iterator[RawSample]:
     """The raw samples of one tar file (local or remote), the stream closed however the reading ends."""
     with contextlib.closing(open_url(url, policy)) as stream:
-        files = wds.tariterators.tar_file_expander(iter([{"url": url, "stream": stream}]))
-        yield from wds.tariterators.group_by_keys(files)
+        yield from iter_tar(stream, url)
 
 
 def reason_of(exn: BaseException) -> str:
-    # WebDataset appends " @ <stream>" and stream objects to the message; keep the reason.
-    return str(exn.args[0]).split(" @ ")[0] if exn.args else type(exn).__name__
+    if isinstance(exn, ShardReadError):
+        return exn.cause
+    return str(exn) or type(exn).__name__
 
 
 @dataclass(frozen=True)
@@ -459,7 +507,7 @@ class ReadShards:
             try:
                 for index, sample in enumerate(tar_samples(url, self.policy)):
                     if index >= count:  # a retry re-reads the shard from its start
-                        last_key, count = sample["__key__"], count + 1
+                        last_key, count = sample.key, count + 1
                         yield sample
                 break
             except Exception as exn:  # noqa: BLE001: whatever the tar reader raises is about this shard
@@ -513,17 +561,17 @@ class Decode:
     on_error: ErrorPolicy = "raise"
     emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS
     frames_on: str = "loader"  # one of FRAME_DECODING
-    frame_decoder: str = FRAME_DECODER  # with frames_on="loader": a name in FRAME_DECODERS
+    labelled: bool = True  # False: prediction (labels may be null, a sample gives what it has of the modality)
 
-    def __call__(self, samples: Iterable[dict | Skipped]) -> Iterator[Example | Skipped]:
+    def __call__(self, samples: Iterable[RawSample | Skipped]) -> Iterator[Example | Skipped]:
         for raw in samples:
             if isinstance(raw, Skipped):
                 yield raw
                 continue
             try:
-                yield decode_sample(raw, self.modality, self.emotions, self.frames_on, self.frame_decoder)
-            except Exception as exn:  # noqa: BLE001: decoders raise many types; all mean "bad sample"
-                problem = Skipped(raw.get("__url__", "?"), raw.get("__key__"), f"{type(exn).__name__}: {exn}")
+                yield decode_sample(raw, self.modality, self.emotions, self.frames_on, self.labelled)
+            except Exception as exn:  # noqa: BLE001: the reader raises ValueError; anything else is a bad sample too
+                problem = Skipped(raw.shard, raw.key, str(exn), sample_json(raw))
                 if self.on_error == "raise":
                     raise SampleError(f"{problem} (run without --strict to skip what cannot be read)") from exn
                 yield problem
@@ -566,7 +614,6 @@ def train_loader(
     part: Part, *, modality: str, batch_size: int, epoch: int, seed: int, rank: int = 0,
     world_size: int = 1, workers: int = 0, shuffle_buffer: int = 1000, on_error: ErrorPolicy = "skip",
     pin_memory: bool = False, frames_on: str = "loader", policy: FetchPolicy | None = None,
-    frame_decoder: str = FRAME_DECODER,
 ) -> wds.WebLoader:
     """One epoch of training batches: exactly batches_per_rank(...) on every rank, order fixed by (seed, epoch).
 
@@ -579,7 +626,7 @@ def train_loader(
         ResampleShards(part.shards, weights, seed=epoch_seed, rank=rank),
         ReadShards(on_error, part.shard_samples, policy or FetchPolicy.from_env()),
         ShuffleSamples(shuffle_buffer, seed=epoch_seed, rank=rank),
-        Decode(modality, on_error, part.emotions, frames_on, frame_decoder),
+        Decode(modality, on_error, part.emotions, frames_on),
         Batcher(batch_size),
     )
     loader = wds.WebLoader(pipeline, batch_size=None, num_workers=workers, pin_memory=pin_memory)
@@ -589,15 +636,18 @@ def train_loader(
 def eval_loader(
     part: Part, *, modality: str, batch_size: int, rank: int = 0, world_size: int = 1, workers: int = 0,
     on_error: ErrorPolicy = "skip", pin_memory: bool = False, frames_on: str = "loader",
-    policy: FetchPolicy | None = None, frame_decoder: str = FRAME_DECODER,
+    policy: FetchPolicy | None = None, labelled: bool = True,
 ) -> wds.WebLoader:
-    """Every sample of the part exactly once over all ranks; this rank's share, in shard order per worker."""
+    """Every sample of the part exactly once over all ranks; this rank's share, in shard order per worker.
+
+    labelled=False is prediction's reading: unlabelled samples, and samples with only part of the modality.
+    """
     pipeline = wds.DataPipeline(
         wds.SimpleShardList(list(part.shards)),
         wds.split_by_worker,
         ReadShards(on_error, part.shard_samples, policy or FetchPolicy.from_env()),
         KeepEvery(rank, world_size),
-        Decode(modality, on_error, part.emotions, frames_on, frame_decoder),
+        Decode(modality, on_error, part.emotions, frames_on, labelled),
         Batcher(batch_size),
     )
     return wds.WebLoader(pipeline, batch_size=None, num_workers=workers, pin_memory=pin_memory)

@@ -39,8 +39,8 @@ def evaluate_loader(objective: Objective, batches: Iterable[Batch], device: torc
     start = time.perf_counter()
     with torch.no_grad():
         for batch in batches:
-            for message in batch.skipped:
-                on_skip(message)
+            for skipped in batch.skipped:
+                on_skip(str(skipped))
             sums.add_skipped(len(batch.skipped))
             if batch.size:
                 batch = batch.to(device, non_blocking=True)

@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -302,18 +303,42 @@ class EmotionGenderNet(nn.Module):
         for name, parameter in self.lstm.named_parameters():
             if name.startswith("weight"):
                 nn.init.xavier_normal_(parameter)
+        # What stands in for a branch a sample has no input for: (branch name, lengths) -> (B, steps, features).
+        # None (training): such a batch is an error. emotrain.predict.Predictor sets it to the branch means.
+        self.branch_fill: Callable[[str, Tensor], Tensor] | None = None
 
-    def features(self, audio: Tensor | None, frames: Tensor | None, lengths: Tensor) -> Tensor:
-        """Per-step features (B, steps, lstm_input): the two branches, concatenated audio first."""
+    def features(self, audio: Tensor | None, frames: Tensor | None, lengths: Tensor,
+                 has_audio: Tensor | None = None, has_video: Tensor | None = None) -> Tensor:
+        """Per-step features (B, steps, lstm_input): the two branches, concatenated audio first.
+
+        has_audio / has_video ((B,) bool, None: every row has it) mark the rows that have each
+        input; a branch's features for the others come from `branch_fill`.
+        """
         parts = []
-        if self.audio is not None:
-            parts.append(self.audio(audio, lengths))
-        if self.visual is not None:
-            parts.append(self.visual(frames, lengths))
+        for branch, inputs, present, name in ((self.audio, audio, has_audio, "audio"),
+                                              (self.visual, frames, has_video, "video")):
+            if branch is not None:
+                parts.append(self._branch_features(branch, inputs, lengths, present, name))
         if len(parts) == 1:
             return parts[0]
         # Under autocast the branches may come back in different dtypes (FFT path is float32).
         return torch.cat([p.to(parts[-1].dtype) for p in parts], dim=-1)
+
+    def _branch_features(self, branch: nn.Module, inputs: Tensor | None, lengths: Tensor, present: Tensor | None,
+                         name: str) -> Tensor:
+        if present is None or bool(present.all()):
+            return branch(inputs, lengths)
+        if self.branch_fill is None:
+            raise ValueError(f"{int((~present).sum())} sample(s) of the batch have no {name}, and nothing stands in "
+                             "for a missing branch (EmotionGenderNet.branch_fill is None)")
+        out = self.branch_fill(name, lengths).clone()
+        if bool(present.any()):
+            rows = present.nonzero().squeeze(1)
+            # Only as many steps as the longest present sample: the branch sees a batch of its own.
+            longest = int(lengths[rows].max())
+            sliced = inputs[rows][:, : longest * SAMPLES_PER_FRAME] if name == "audio" else inputs[rows][:, :longest]
+            out[rows, :longest] = branch(sliced, lengths[rows]).to(out.dtype)
+        return out
 
     def heads(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """LSTM over the valid steps, its top-layer state at each sample's last valid step, dropout, two heads."""
@@ -322,16 +347,23 @@ class EmotionGenderNet(nn.Module):
         last = self.dropout(hidden[-1])  # (B, hidden), back in batch order
         return self.emotion_head(last), self.gender_head(last)
 
-    def forward(self, audio: Tensor | None, frames: Tensor | None, lengths: Tensor) -> tuple[Tensor, Tensor]:
-        self._check_inputs(audio, frames, lengths)
-        return self.heads(self.features(audio, frames, lengths), lengths)
+    def forward(self, audio: Tensor | None, frames: Tensor | None, lengths: Tensor,
+                has_audio: Tensor | None = None, has_video: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        self._check_inputs(audio, frames, lengths, has_audio, has_video)
+        return self.heads(self.features(audio, frames, lengths, has_audio, has_video), lengths)
 
-    def _check_inputs(self, audio: Tensor | None, frames: Tensor | None, lengths: Tensor) -> None:
+    def _check_inputs(self, audio: Tensor | None, frames: Tensor | None, lengths: Tensor,
+                      has_audio: Tensor | None, has_video: Tensor | None) -> None:
         modality = self.config.modality
         if lengths.dim() != 1 or lengths.dtype != torch.int64:
             raise ValueError(f"lengths must be a (B,) int64 tensor of valid steps, got shape {tuple(lengths.shape)} {lengths.dtype}")
         batch = lengths.shape[0]
         steps = None
+        # A branch no row has input for takes no tensor (its features all come from branch_fill).
+        if audio is None and has_audio is not None and not bool(has_audio.any()):
+            modality = modality.replace("a", "")
+        if frames is None and has_video is not None and not bool(has_video.any()):
+            modality = modality.replace("v", "")
         if "a" in modality:
             if audio is None:
                 raise ValueError(f"modality {modality!r} needs audio (B, steps*{SAMPLES_PER_FRAME}), got None")
@@ -350,6 +382,7 @@ class EmotionGenderNet(nn.Module):
                 raise ValueError(f"audio has {steps} steps of {SAMPLES_PER_FRAME} samples but frames has {frames.shape[1]} steps")
             steps = frames.shape[1]
         lengths_cpu = lengths.cpu()
+        steps = int(lengths_cpu.max(initial=0)) if steps is None else steps
         if batch == 0 or int(lengths_cpu.min()) < 1 or int(lengths_cpu.max()) > steps:
             raise ValueError(f"lengths must lie in 1..{steps} (the padded steps) for a non-empty batch, got {lengths_cpu.tolist()}")
 

@@ -12,13 +12,15 @@ Two ways in, one forward pass:
   crops at 25 fps, frame i beside samples [640 i, 640 (i + 1)). At most 6 s are used.
   Either may be None (see "missing modalities").
 - `predict_shards`: every sample of a shard folder (or one part of a split), as rows for
-  `emotrain predict` (emotrain/prediction_table.py writes them).
+  `emotrain predict` (emotrain/prediction_table.py writes them). The samples come through
+  evaluation's loader and collate (emotrain.data), so a shard is read as training reads it.
 
 Missing modalities. A run trained on audio and video still predicts a sample that has only
 one of them. The absent branch's per-step features are replaced by their mean: the average,
 over every valid step of up to FILL_SAMPLES samples of the run's own training part, of what
 that branch gives (`BranchMeans`, computed once per checkpoint and kept beside it as
-RUN/branch-means-<checkpoint>.pt). The LSTM then sees the present branch's features next to
+RUN/branch-means-<checkpoint>.pt). The network fills the absent branch itself
+(EmotionGenderNet.branch_fill, set by the Predictor). The LSTM then sees the present branch's features next to
 the features of a typical step of the other, not the features of silence or of a black frame
 (which it never saw in training: `fill="zeros"` feeds those, for comparison).
 docs/prediction.md gives what each costs on the synthetic corpus. When the training shards
@@ -30,27 +32,26 @@ one without video): such a sample fails, naming why.
 from __future__ import annotations
 
 import hashlib
-import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import shardformat
 import torch
-import webdataset as wds
-from shardformat import FRAME_SIZE, MAX_AUDIO_SAMPLES, MAX_STEPS, SAMPLES_PER_FRAME
+from shardformat import FRAME_SIZE, SAMPLES_PER_FRAME
 from torch import Tensor
 
 from emotrain.atomic import atomic_path
 from emotrain.config import TrainConfig
 from emotrain.data import (
-    ReadShards, ShardsError, Skipped, Sources, as_sources, eval_loader, frames_for_steps, normalise_audio, read_part,
+    Batch, Example, Part, ShardsError, Sources, as_sources, collate, eval_loader, example_of, read_index, read_part,
 )
 from emotrain.evaluate import load_run
 from emotrain.model import GENDERS, EmotionGenderNet
 from emotrain.objective import resolve_device
-from emotrain.sources import FetchPolicy, read_bytes
+from emotrain.sources import FetchPolicy
 
 FILL_SAMPLES = 128  # training samples the branch means average over
 FILLS = ("mean", "zeros")
@@ -61,34 +62,15 @@ DROPS = ("audio", "video")
 # one sample, ready for the network
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """A sample as the network takes it; audio or frames may be absent, not both."""
-
-    audio: np.ndarray | None  # (n,) float32, normalised, n <= steps * SAMPLES_PER_FRAME
-    frames: np.ndarray | None  # (steps, 3, 96, 96) uint8
-    steps: int
-
-    @property
-    def modalities(self) -> str:
-        return "+".join(name for name, present in (("audio", self.audio is not None),
-                                                  ("video", self.frames is not None)) if present)
-
-
-def prepare(audio: np.ndarray | None, frames: np.ndarray | None) -> Prepared:
-    """A decoded waveform (16 kHz mono) and face crops ((n, 96, 96, 3) uint8 RGB) -> Prepared.
-
-    As training's decoder does: audio cut to 6 s and normalised, steps = ceil(samples / 640)
-    (from the frames when there is no audio), frames cut or their last repeated to `steps`.
-    Raises ValueError for empty or misshapen input.
-    """
+def prepare(audio: np.ndarray | None, frames: np.ndarray | None) -> Example:
+    """A decoded waveform (16 kHz mono) and face crops ((n, 96, 96, 3) uint8 RGB) -> the Example training's
+    decoder would make of them (emotrain.data.example_of). Raises ValueError for empty or misshapen input."""
     if audio is not None:
         audio = np.asarray(audio)
         if audio.ndim != 1 or len(audio) == 0:
             raise ValueError(f"audio must be a non-empty 1-D waveform, got shape {audio.shape}")
         if audio.dtype.kind == "f":
             audio = audio * 32768.0  # the normalisation's silence floor is one int16 step
-        audio = normalise_audio(audio[:MAX_AUDIO_SAMPLES])
     if frames is not None:
         frames = np.asarray(frames)
         if frames.ndim != 4 or frames.shape[1:] != (FRAME_SIZE, FRAME_SIZE, 3) or frames.dtype != np.uint8 \
@@ -97,42 +79,7 @@ def prepare(audio: np.ndarray | None, frames: np.ndarray | None) -> Prepared:
                              f"got {frames.shape} {frames.dtype}")
     if audio is None and frames is None:
         raise ValueError("a sample needs audio or frames; it has neither")
-    steps = shardformat.steps_of(len(audio)) if audio is not None else min(len(frames), MAX_STEPS)
-    if frames is not None:
-        frames = frames_for_steps(frames, steps)
-    return Prepared(audio=audio, frames=frames, steps=steps)
-
-
-@dataclass(frozen=True)
-class InputBatch:
-    audio: Tensor | None  # (B, steps * 640) float32, zero where absent or padded
-    frames: Tensor | None  # (B, steps, 3, 96, 96) uint8
-    lengths: Tensor  # (B,) int64
-    has_audio: Tensor  # (B,) bool
-    has_video: Tensor  # (B,) bool
-
-
-def collate_prepared(samples: Sequence[Prepared], with_audio: bool, with_video: bool) -> InputBatch:
-    steps = max(s.steps for s in samples)
-    audio = frames = None
-    if with_audio:
-        audio = np.zeros((len(samples), steps * SAMPLES_PER_FRAME), np.float32)
-        for row, s in enumerate(samples):
-            if s.audio is not None:
-                audio[row, : len(s.audio)] = s.audio
-        audio = torch.from_numpy(audio)
-    if with_video:
-        frames = np.zeros((len(samples), steps, 3, FRAME_SIZE, FRAME_SIZE), np.uint8)
-        for row, s in enumerate(samples):
-            if s.frames is not None:
-                frames[row, : s.steps] = s.frames
-        frames = torch.from_numpy(frames)
-    return InputBatch(
-        audio=audio, frames=frames,
-        lengths=torch.tensor([s.steps for s in samples], dtype=torch.int64),
-        has_audio=torch.tensor([s.audio is not None for s in samples]),
-        has_video=torch.tensor([s.frames is not None for s in samples]),
-    )
+    return example_of("", audio, frames)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -229,6 +176,7 @@ class Predictor:
         self._branch_means_source = branch_means
         self._branch_means: BranchMeans | None = None
         self._branch_means_error: str | None = None
+        self.model.branch_fill = self._branch_mean if fill == "mean" else None
 
     @classmethod
     def from_run(cls, run: str | Path, *, checkpoint: str = "best", device: str = "auto", fill: str = "mean",
@@ -251,16 +199,16 @@ class Predictor:
     def modality(self) -> str:
         return self.model.config.modality
 
-    def cannot_predict(self, sample: Prepared) -> str | None:
-        """Why this run cannot predict `sample` (a missing modality it cannot stand in for), or None."""
+    def cannot_predict(self, has_audio: bool, has_video: bool) -> str | None:
+        """Why this run cannot predict a sample with these inputs (a missing one it cannot stand in for), or None."""
         needs = {"a": ("audio",), "v": ("video",), "av": ()}[self.modality]
-        present = sample.modalities.split("+")
+        present = {"audio": has_audio, "video": has_video}
         for name in needs:
-            if name not in present:
+            if not present[name]:
                 return f"no {name}, and this run was trained on {name} alone"
-        if self.modality == "av" and len(present) == 1 and self.fill == "mean":
+        if self.modality == "av" and not (has_audio and has_video) and self.fill == "mean":
             if self.means() is None:
-                return f"no {'video' if present == ['audio'] else 'audio'}: {self._branch_means_error}"
+                return f"no {'video' if has_audio else 'audio'}: {self._branch_means_error}"
         return None
 
     def means(self) -> BranchMeans | None:
@@ -279,109 +227,83 @@ class Predictor:
         """Probabilities for a batch of decoded samples (see the module docstring); ValueError on bad input."""
         if len(audio) != len(frames):
             raise ValueError(f"{len(audio)} waveforms but {len(frames)} frame stacks: give one of each per sample")
-        samples = [prepare(a, f) for a, f in zip(audio, frames)]
-        for index, sample in enumerate(samples):
-            reason = self.cannot_predict(sample)
+        examples = [prepare(a, f) for a, f in zip(audio, frames)]
+        for index, example in enumerate(examples):
+            reason = self.cannot_predict(example.audio is not None, example.has_video)
             if reason:
                 raise ValueError(f"sample {index}: {reason}")
-        return self.predict_prepared(samples)
+        return self.predict_batch(collate(examples))
 
-    def predict_prepared(self, samples: Sequence[Prepared]) -> Probabilities:
-        """Probabilities for samples that cannot_predict() accepted."""
+    def predict_batch(self, batch: Batch) -> Probabilities:
+        """Probabilities for a batch whose every row cannot_predict() accepted (emotrain.data's Batch)."""
         model = self.model
-        batch = collate_prepared(samples, model.audio is not None, model.visual is not None)
+        batch = batch.to(self.device, non_blocking=True)
+        has_audio, has_video = batch.has_audio, batch.has_video
+        missing = tuple(self._missing_branch(bool(a), bool(v)) for a, v in zip(has_audio.tolist(), has_video.tolist()))
+        audio, frames = batch.audio, batch.frames
         if self.fill == "zeros":  # silence and black frames go through the branches like real input
-            batch = InputBatch(batch.audio, batch.frames, batch.lengths,
-                               torch.ones_like(batch.has_audio), torch.ones_like(batch.has_video))
+            steps = int(batch.lengths.max())
+            if audio is None and model.audio is not None:
+                audio = torch.zeros((batch.size, steps * SAMPLES_PER_FRAME), device=self.device)
+            if frames is None and model.visual is not None:
+                frames = torch.zeros((batch.size, steps, 3, FRAME_SIZE, FRAME_SIZE), dtype=torch.uint8,
+                                     device=self.device)
+            has_audio = has_video = None
+            missing = (None,) * batch.size
         device_type = self.device.type
-        lengths = batch.lengths.to(self.device)
         with torch.no_grad(), torch.autocast(device_type, dtype=torch.bfloat16, enabled=device_type == "cuda"):
-            parts = []
-            for branch, inputs, present, name in ((model.audio, batch.audio, batch.has_audio, "audio"),
-                                                  (model.visual, batch.frames, batch.has_video, "video")):
-                if branch is not None:
-                    parts.append(self._branch_features(branch, inputs, lengths, present.to(self.device), name))
-            # Under autocast the branches may come back in different dtypes (the FFT path is float32).
-            emotion_logits, gender_logits = model.heads(torch.cat([p.float() for p in parts], dim=-1), lengths)
-        missing = tuple(None if self.fill == "zeros" else self._filled_branch(s) for s in samples)
+            emotion_logits, gender_logits = model(audio, frames, batch.lengths, has_audio, has_video)
         return Probabilities(
             emotion=torch.softmax(emotion_logits.double(), dim=-1).cpu().numpy(),
             gender=torch.softmax(gender_logits.double(), dim=-1).cpu().numpy(),
             missing=missing,
         )
 
-    def _filled_branch(self, sample: Prepared) -> str | None:
-        """The branch of this network that the sample has no input for."""
-        if self.model.audio is not None and sample.audio is None:
+    def _missing_branch(self, has_audio: bool, has_video: bool) -> str | None:
+        """The branch of this network that a sample has no input for."""
+        if self.model.audio is not None and not has_audio:
             return "audio"
-        if self.model.visual is not None and sample.frames is None:
+        if self.model.visual is not None and not has_video:
             return "video"
         return None
 
-    def _branch_features(self, branch: torch.nn.Module, inputs: Tensor, lengths: Tensor, present: Tensor,
-                         name: str) -> Tensor:
-        """(B, steps, features): the branch on the samples that have its input, the branch mean elsewhere."""
-        inputs = inputs.to(self.device, non_blocking=True)
-        if bool(present.all()):
-            return branch(inputs, lengths)
+    def _branch_mean(self, name: str, lengths: Tensor) -> Tensor:
+        """The model's branch_fill: every step of every row gets the branch's mean features."""
         mean = getattr(self.means(), name)
-        steps = lengths.max()
-        out = mean.to(self.device).expand(len(lengths), int(steps), -1).clone()
-        if bool(present.any()):
-            rows = present.nonzero().squeeze(1)
-            # Only as many steps as the longest present sample: the branch sees a batch of its own.
-            longest = int(lengths[rows].max())
-            sliced = inputs[rows][:, : longest * SAMPLES_PER_FRAME] if name == "audio" else inputs[rows][:, :longest]
-            out[rows, :longest] = branch(sliced, lengths[rows]).to(out.dtype)
-        return out
+        return mean.to(lengths.device).expand(len(lengths), int(lengths.max()), -1)
+
 
 # ---------------------------------------------------------------------------------------------
 # shards in, one row per window out
 
-@dataclass(frozen=True)
-class ShardSelection:
-    files: tuple[str, ...]
-    samples: int  # for the progress bar
-    shard_samples: dict[str, int]
-    emotions: tuple[str, ...]  # the shard set's emotion classes (its labels' names)
 
-
-def select_shards(sources: Sources, split: str | None = None, part: str | None = None) -> ShardSelection:
+def select_shards(sources: Sources, split: str | None = None, part: str | None = None) -> Part:
     """Every shard the sets' index.json lists (an unlabelled set has no splits), or one part of a split.
 
     `sources` are what --shards takes: folders or URL prefixes, one or several.
     """
     if split is not None:
-        chosen = read_part(sources, split, part or "test")
-        return ShardSelection(files=chosen.shards, samples=chosen.samples, shard_samples=chosen.shard_samples,
-                              emotions=chosen.emotions)
+        return read_part(sources, split, part or "test")
     policy = FetchPolicy.from_env()
     counts: dict[str, int] = {}
     missing: list[str] = []
     emotions: tuple[str, ...] | None = None
     for source in as_sources(sources):
-        index_url = source.url_of("index.json")
-        try:
-            index = shardformat.parse_index(read_bytes(index_url, policy).decode("utf-8"))
-        except FileNotFoundError:
-            raise ShardsError(f"{index_url}: not found; is {source.location} a shard set written by "
-                              "`emoprep shard`?") from None
-        except (OSError, UnicodeDecodeError, ValueError) as exn:
-            raise ShardsError(f"{index_url}: {exn}") from exn
+        index = read_index(source, policy)
         if emotions is not None and index.emotions != emotions:
             raise ShardsError(f"{source.location}: its classes ({', '.join(index.emotions)}) differ from the "
                               f"other shard sets' ({', '.join(emotions)})")
         emotions = index.emotions
         urls = {source.url_of(name): n for name, n in index.shard_samples.items()}
         if not urls:
-            raise ShardsError(f"{index_url}: lists no shard")
+            raise ShardsError(f"{source.url_of('index.json')}: lists no shard")
         counts.update(urls)
         if not source.remote:  # remote shards are not probed one by one: the first fetch tells
             missing += [url for url in urls if not Path(url).is_file()]
     if missing:
         raise ShardsError(f"{len(missing)} shard file(s) missing, e.g. {missing[0]}; re-run `emoprep shard`")
-    return ShardSelection(files=tuple(counts), samples=sum(counts.values()), shard_samples=counts,
-                          emotions=emotions or shardformat.SHARED_EMOTIONS)
+    return Part(split="", name="all", shards=tuple(counts), samples=sum(counts.values()), shard_samples=counts,
+                emotions=emotions or shardformat.SHARED_EMOTIONS)
 
 
 @dataclass(frozen=True)
@@ -398,71 +320,16 @@ class WindowInfo:
     face_ratio: float | None = None  # sampled frames where extract found the face (0: the fixed crop was used)
 
 
-@dataclass(frozen=True)
-class DecodedWindow:
-    info: WindowInfo
-    sample: Prepared | None
-    reason: str | None  # why `sample` is None
-
-
-def window_info(raw: dict, meta: dict | None) -> WindowInfo:
-    meta = meta or {}
+def window_info(key: str, shard: str, fields: Mapping[str, Any]) -> WindowInfo:
+    """A sample's place from its json fields (empty when its json did not parse)."""
     number = lambda value: float(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else None  # noqa: E731
+    text = lambda value: value if isinstance(value, str) else None  # noqa: E731
     return WindowInfo(
-        key=raw.get("__key__", "?"), shard=raw.get("__url__", "?"),
-        source=str(meta.get("source") or meta.get("dialog") or raw.get("__key__", "?")),
-        start=number(meta.get("start")), end=number(meta.get("end")),
-        emotion=meta.get("emotion") if isinstance(meta.get("emotion"), str) else None,
-        gender=meta.get("gender") if isinstance(meta.get("gender"), str) else None,
-        face_ratio=number(meta.get("face_ratio")),
+        key=key, shard=shard, source=str(text(fields.get("source")) or text(fields.get("dialog")) or key or shard),
+        start=number(fields.get("start")), end=number(fields.get("end")),
+        emotion=text(fields.get("emotion")), gender=text(fields.get("gender")),
+        face_ratio=number(fields.get("face_ratio")),
     )
-
-
-def decode_window(raw: dict, emotions: tuple[str, ...], drop: str | None = None) -> DecodedWindow:
-    """A raw sample (v1 or v2) -> what the network takes, or the reason it cannot; `drop` hides a modality.
-
-    `emotions`: the shard set's classes, which its labels are checked against.
-    """
-    member = ".json"
-    info = window_info(raw, None)
-    try:
-        meta = shardformat.decode_meta(raw["json"], emotions)
-        info = window_info(raw, dict(meta.fields))
-        has_audio = meta.has_audio and drop != "audio"
-        has_video = meta.has_frames and drop != "video"
-        if not has_audio and not has_video:
-            other = "video" if drop == "audio" else "audio"
-            return DecodedWindow(info, None, f"no {other}, and --drop {drop} hid its {drop}")
-        member = ".flac"
-        audio = None
-        if has_audio:
-            audio = normalise_audio(shardformat.decode_audio(raw["flac"], meta.n_samples)[:MAX_AUDIO_SAMPLES])
-        steps = shardformat.steps_of(len(audio)) if audio is not None else min(meta.n_frames, MAX_STEPS)
-        member = ".frames.jpg"
-        frames = None
-        if has_video:
-            frames = frames_for_steps(shardformat.decode_frames(raw["frames.jpg"], meta.n_frames), steps)
-    except Exception as exn:  # noqa: BLE001: decoders raise many types; all mean "bad sample"
-        detail = re.sub(r" <_io\.BytesIO object at 0x[0-9a-f]+>", "", str(exn))
-        return DecodedWindow(info, None, f"{member} does not decode ({type(exn).__name__}: {detail})")
-    return DecodedWindow(info, Prepared(audio=audio, frames=frames, steps=steps), None)
-
-
-@dataclass(frozen=True)
-class DecodeWindows:
-    """Raw samples (and ReadShards' Skipped records) -> DecodedWindow; picklable for loader workers."""
-
-    emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS
-    drop: str | None = None
-
-    def __call__(self, samples: Iterable[dict | Skipped]) -> Iterator[DecodedWindow]:
-        for raw in samples:
-            if isinstance(raw, Skipped):
-                info = WindowInfo(key="", shard=raw.shard, source=raw.shard, start=None, end=None,
-                                  emotion=None, gender=None)
-                yield DecodedWindow(info, None, raw.reason)
-            else:
-                yield decode_window(raw, self.emotions, self.drop)
 
 
 @dataclass(frozen=True)
@@ -476,38 +343,45 @@ class WindowPrediction:
 
 
 def predict_shards(
-    predictor: Predictor, selection: ShardSelection, *, batch_size: int = 16, workers: int = 0,
+    predictor: Predictor, part: Part, *, batch_size: int = 16, workers: int = 0,
     drop: str | None = None, on_window: Callable[[], None] = lambda: None,
 ) -> list[WindowPrediction]:
-    """Every sample of the selected shards, predicted in batches; failures are rows too, with their reason."""
-    pipeline = wds.DataPipeline(
-        wds.SimpleShardList(list(selection.files)),
-        wds.split_by_worker,
-        ReadShards("skip", selection.shard_samples),
-        DecodeWindows(selection.emotions, drop),
-    )
-    loader = wds.WebLoader(pipeline, batch_size=None, num_workers=workers)
+    """Every sample of the part's shards, predicted in batches; failures are rows too, with their reason.
+
+    The samples come through evaluation's loader (labelled=False: labels may be null, a sample
+    gives what it has); `drop` hides one modality from every sample.
+    """
+    modality = {None: "av", "audio": "v", "video": "a"}[drop]
     results: list[WindowPrediction] = []
-    pending: list[DecodedWindow] = []
 
-    def flush() -> None:
-        if pending:
-            probabilities = predictor.predict_prepared([w.sample for w in pending])
-            for row, window in enumerate(pending):
-                results.append(WindowPrediction(window.info, window.sample.modalities, probabilities.missing[row],
-                                                probabilities.emotion[row], probabilities.gender[row], None))
-                on_window()
-            pending.clear()
+    def failed(info: WindowInfo, modalities: str, reason: str) -> None:
+        results.append(WindowPrediction(info, modalities, None, None, None, reason))
+        on_window()
 
-    for window in loader:
-        reason = window.reason or predictor.cannot_predict(window.sample)
-        if reason:
-            modalities = window.sample.modalities if window.sample is not None else ""
-            results.append(WindowPrediction(window.info, modalities, None, None, None, reason))
-            on_window()
+    for batch in eval_loader(part, modality=modality, batch_size=batch_size, workers=workers, on_error="skip",
+                             labelled=False):
+        for skipped in batch.skipped:
+            hidden = f"; --drop {drop} hid its {drop}" if drop and skipped.reason.startswith("the sample has no") else ""
+            failed(window_info(skipped.key or "", skipped.shard, skipped.fields or {}), "", skipped.reason + hidden)
+        keep = []
+        for row, (has_audio, has_video) in enumerate(zip(batch.has_audio.tolist(), batch.has_video.tolist())):
+            reason = predictor.cannot_predict(has_audio, has_video)
+            if reason:
+                failed(window_info(batch.keys[row], batch.shards[row], batch.fields[row]),
+                       modalities_of(has_audio, has_video), reason)
+            else:
+                keep.append(row)
+        if not keep:
             continue
-        pending.append(window)
-        if len(pending) == batch_size:
-            flush()
-    flush()
+        chosen = batch.rows(keep)
+        probabilities = predictor.predict_batch(chosen)
+        for row, (has_audio, has_video) in enumerate(zip(chosen.has_audio.tolist(), chosen.has_video.tolist())):
+            info = window_info(chosen.keys[row], chosen.shards[row], chosen.fields[row])
+            results.append(WindowPrediction(info, modalities_of(has_audio, has_video), probabilities.missing[row],
+                                            probabilities.emotion[row], probabilities.gender[row], None))
+            on_window()
     return results
+
+
+def modalities_of(has_audio: bool, has_video: bool) -> str:
+    return "+".join(name for name, present in (("audio", has_audio), ("video", has_video)) if present)

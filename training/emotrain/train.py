@@ -243,8 +243,8 @@ def train_epoch(step_module: torch.nn.Module, objective: Objective, optimizer: t
     sums = MetricSums(len(cfg.emotions), device)
     start = time.perf_counter()
     for number, batch in enumerate(batches, 1):
-        for message in batch.skipped:
-            on_skip(message)
+        for skipped in batch.skipped:
+            on_skip(str(skipped))
         sums.add_skipped(len(batch.skipped))
         batch = batch.to(device, non_blocking=True)
         losses = score(step_module, batch)

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from emoprep.inspection import UnknownSplit, contact_sheet, counts_table
-from emoprep.verify import FormatError, SampleError
+from emoprep.verify import FormatError
 
 
 @click.command()
@@ -37,8 +37,6 @@ def inspect(shards: Path, split: str | None, out: Path, per_class: int) -> None:
         shown = contact_sheet(shards, out, split=split, per_class=per_class)
     except UnknownSplit as err:
         raise click.BadParameter(str(err), param_hint="--split") from err
-    except SampleError as err:
-        raise click.ClickException(f"{shards}: sample {err.key}: {err.reason}; run emoprep verify {shards}") from err
     except (FormatError, OSError) as err:
         raise click.ClickException(f"{err}; run emoprep verify {shards}") from err
     click.echo(f"contact sheet: {out} ({', '.join(f'{n} {e}' for e, n in shown.items())})")

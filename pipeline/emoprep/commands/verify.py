@@ -27,7 +27,7 @@ def verify(shards: Path) -> None:
       2  bad usage: SHARDS is not a folder
     """
     try:
-        length = len(load_index(shards))
+        length = len(load_index(shards).entries)
     except FormatError:
         length = 0  # verify_shards reports it
     with click.progressbar(length=length, label="Verifying", show_pos=True) as bar:
