@@ -412,7 +412,7 @@ def write_shards(plan: ShardSetPlan, out: Path, progress: Callable[[int], None] 
     for temporary, final in written:
         os.replace(temporary, final)
     keep = {shard.file for shard in plan.shards}
-    removed = sorted(p.name for p in out.iterdir() if SHARD_NAME.match(p.name) and p.name not in keep)
+    removed = sorted(p.name for p in out.iterdir() if SHARD_NAME.fullmatch(p.name) and p.name not in keep)
     for name in removed:
         (out / name).unlink()
     return ShardSet(

@@ -122,7 +122,7 @@ def verify_shards(root: Path, progress: Callable[[int], None] | None = None) -> 
     damaged = {problem.shard for problem in problems}
     listed = {entry.file for entry in index.entries}
     for path in sorted(root.iterdir()):
-        if SHARD_NAME.match(path.name) and path.name not in listed:
+        if SHARD_NAME.fullmatch(path.name) and path.name not in listed:
             problems.append(Problem(path.name, None, "a shard file that index.json does not list"))
     problems.extend(_check_splits(splits, tallies, damaged))
     return Report(len(index.entries), samples, total_bytes, seconds, tuple(problems))

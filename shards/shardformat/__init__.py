@@ -67,7 +67,7 @@ GROUP_TOKEN = re.compile(r"^[a-z0-9]+$")
 
 def shard_name(speaker: str, group: str, part: str | None, number: int) -> str:
     """The file name of a shard; speaker and group must be plain tokens so names parse back."""
-    if not TOKEN.match(speaker) or not GROUP_TOKEN.match(group):
+    if not TOKEN.fullmatch(speaker) or not GROUP_TOKEN.fullmatch(group):
         raise ValueError(f"speaker {speaker!r} / group {group!r}: use letters and digits only")
     return f"{speaker}-{group}{'' if part is None else '-' + part}-{number:04d}.tar"
 

@@ -72,7 +72,7 @@ class IndexDoc:
 
 def check_shard_name(name: Any, where: str) -> str:
     """`name` when it is a shard file name of the format; ValueError naming `where` it was listed otherwise."""
-    if not isinstance(name, str) or not SHARD_NAME.match(name):
+    if not isinstance(name, str) or not SHARD_NAME.fullmatch(name):
         raise ValueError(f"{where}: {name!r} is not a shard file name of the format "
                          "(<speaker>-<group>[-<part>]-<NNNN>.tar); refusing to open it")
     return name

@@ -93,7 +93,7 @@ def test_index_lists_every_shard_with_size_and_hash(shards):
     import hashlib
 
     index = load_index(shards).entries
-    assert sorted(e.file for e in index) == sorted(p.name for p in shards.iterdir() if SHARD_NAME.match(p.name))
+    assert sorted(e.file for e in index) == sorted(p.name for p in shards.iterdir() if SHARD_NAME.fullmatch(p.name))
     for entry in index:
         data = (shards / entry.file).read_bytes()
         assert entry.bytes == len(data)
@@ -203,9 +203,9 @@ def test_rerun_replaces_the_set_and_removes_only_stale_shards(work, tmp_path):
     (out / ".ses1F-script-0000.tar.99999.tmp").write_bytes(b"a killed run's half shard")
     (out / "README.md").write_text("kept")
     (out / "notes.tar").write_bytes(b"not ours")
-    before = {p.name for p in out.iterdir() if SHARD_NAME.match(p.name)}
+    before = {p.name for p in out.iterdir() if SHARD_NAME.fullmatch(p.name)}
     result = write_shards(plan_shard_set(work, max_samples_per_shard=64), out)
-    after = {p.name for p in out.iterdir() if SHARD_NAME.match(p.name)}
+    after = {p.name for p in out.iterdir() if SHARD_NAME.fullmatch(p.name)}
     assert after == {e.file for e in load_index(out).entries}
     assert set(result.removed) == before - after and result.removed
     assert (out / "README.md").read_text() == "kept" and (out / "notes.tar").exists()

@@ -33,6 +33,13 @@ MODEL_NAMES = ("paper", "small")
 WEIGHTINGS = ("static", "dynamic", "uncertainty", "dwa")
 AUDIO_CONVS = ("direct", "fft", "auto")
 DEVICES = ("auto", "cpu", "cuda")
+# Bounds on the numbers a config.json may hold: a run folder may come from someone else, and a value
+# far outside them (10^9 samples a batch) would exhaust memory before it failed. (low, high), inclusive.
+INT_RANGES = {"epochs": (1, 100_000), "batch_size": (1, 4096), "lr_step": (1, 100_000), "workers": (0, 256),
+              "seed": (0, 2**63 - 1), "shuffle_buffer": (1, 1_000_000)}
+FLOAT_RANGES = {"lr": (1e-12, 10.0), "lr_gamma": (1e-12, 1.0), "grad_clip": (1e-12, 1e6)}
+BOOL_FIELDS = ("strict", "tensorboard")
+MAX_CONFIG_BYTES = 1 << 20  # a run's config.json is under 2 kB
 # What may change when a run is resumed: where things are and how fast they go, not what is learnt.
 RESUMABLE_CHANGES = frozenset({"shards", "out", "epochs", "workers", "device", "strict", "tensorboard",
                                "decode_frames"})
@@ -70,32 +77,56 @@ class TrainConfig:
     decode_frames: str = "loader"  # where the stacked JPEGs are decoded: FRAME_DECODING
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "static_weights", tuple(float(w) for w in self.static_weights))
+        if not isinstance(self.static_weights, (list, tuple)) or not isinstance(self.emotions, (list, tuple)):
+            raise ConfigError(f"static_weights and emotions must be lists, got {self.static_weights!r}, "
+                              f"{self.emotions!r}")
+        object.__setattr__(self, "static_weights", tuple(self.static_weights))
         object.__setattr__(self, "emotions", tuple(self.emotions))
         # One source was a plain string before sources could be mixed (and still is in old config.json).
+        if not isinstance(self.shards, (str, list, tuple)):
+            raise ConfigError(f"shards must be a list of folders or URL prefixes, got {self.shards!r}")
         shards = (self.shards,) if isinstance(self.shards, str) else tuple(str(s) for s in self.shards)
         object.__setattr__(self, "shards", shards)
         if not shards:
             raise ConfigError("shards: give at least one shard folder or URL prefix")
+        self._check_types()
         choices = {"modality": MODALITIES, "weighting": WEIGHTINGS, "model": MODEL_NAMES,
                    "audio_conv": AUDIO_CONVS, "device": DEVICES, "select": tuple(SELECTABLE),
                    "decode_frames": FRAME_DECODING}
         for name, allowed in choices.items():
             if getattr(self, name) not in allowed:
                 raise ConfigError(f"{name} {getattr(self, name)!r} is not one of {', '.join(allowed)}")
-        positive = ("epochs", "batch_size", "lr", "lr_step", "lr_gamma", "grad_clip", "shuffle_buffer")
-        for name in positive:
-            if not getattr(self, name) > 0:
-                raise ConfigError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.workers < 0:
-            raise ConfigError(f"workers must be 0 or more, got {self.workers}")
         try:
             self.model_config()
         except ValueError as exn:
             raise ConfigError(str(exn)) from exn
+        object.__setattr__(self, "static_weights", tuple(float(w) for w in self.static_weights))
         if len(self.static_weights) != 2 or min(self.static_weights) < 0 or sum(self.static_weights) <= 0:
             raise ConfigError(f"static_weights must be two non-negative numbers (emotion, gender), "
                               f"not all zero; got {self.static_weights}")
+
+    def _check_types(self) -> None:
+        """Every number an int or float in its range, every flag a bool, every name a string."""
+        for name, (low, high) in INT_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+                raise ConfigError(f"{name} must be an integer in {low}..{high}, got {value!r}")
+        for name, (low, high) in FLOAT_RANGES.items():
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+                raise ConfigError(f"{name} must be a number in {low:g}..{high:g}, got {value!r}")
+        for name in BOOL_FIELDS:
+            if not isinstance(getattr(self, name), bool):
+                raise ConfigError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        for name in ("split", "out"):
+            if not isinstance(getattr(self, name), str):
+                raise ConfigError(f"{name} must be a string, got {getattr(self, name)!r}")
+        if self.visual_weights is not None and not isinstance(self.visual_weights, str):
+            raise ConfigError(f"visual_weights must be a string or null, got {self.visual_weights!r}")
+        if not all(isinstance(e, str) for e in self.emotions) or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) for w in self.static_weights):
+            raise ConfigError(f"emotions must be names and static_weights numbers, got {self.emotions!r}, "
+                              f"{self.static_weights!r}")
 
     def model_config(self) -> ModelConfig:
         return ModelConfig(name=self.model, modality=self.modality, audio_conv=self.audio_conv,
@@ -110,6 +141,8 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"the training configuration is a {type(d).__name__}, not an object")
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(d) - known)
         if unknown:
@@ -131,9 +164,12 @@ def read_run_config(run: Path) -> dict:
     path = Path(run) / "config.json"
     if not path.is_file():
         raise ConfigError(f"{path}: not found; is {run} a folder written by `emotrain fit`?")
+    if path.stat().st_size > MAX_CONFIG_BYTES:
+        raise ConfigError(f"{path}: {path.stat().st_size} bytes; a run configuration is a few kB")
     doc = json.loads(path.read_text(encoding="utf-8"))
-    if doc.get("format") != RUN_FORMAT:
-        raise ConfigError(f"{path}: format {doc.get('format')!r}, expected {RUN_FORMAT!r}")
+    if not isinstance(doc, dict) or doc.get("format") != RUN_FORMAT:
+        found = doc.get("format") if isinstance(doc, dict) else doc
+        raise ConfigError(f"{path}: format {found!r}, expected {RUN_FORMAT!r}")
     return doc
 
 

@@ -39,7 +39,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, TypeVar
 
+from shardformat import SHARD_NAME
+
 REMOTE_SCHEMES = ("http://", "https://", "pipe:", "s3://", "gs://")
+SET_FILES = ("splits.json", "index.json")  # besides its shards, the files a shard set has
 WEIGHT_SUFFIX = re.compile(r"@(\d+(?:\.\d*)?|\.\d+)$")
 # Server replies that another try may cure; any other HTTP error (404, 403, ...) fails at once.
 TRANSIENT_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
@@ -95,11 +98,19 @@ class ShardSource:
         return self.location.startswith(REMOTE_SCHEMES)
 
     def url_of(self, name: str) -> str:
-        """A file of the set: the name joined to the folder, or appended to the prefix as a string."""
+        """A file of the set: the name joined to the folder, or appended to the prefix as a string.
+
+        `name` comes from the set itself (splits.json, index.json), so it must be one of the set's
+        own files or a shard name of the format: never a path that leaves the folder, never shell
+        syntax. For a `pipe:` prefix it is quoted as well; whether a shell runs at all is the
+        user's --shards value alone.
+        """
+        if name not in SET_FILES and not SHARD_NAME.fullmatch(name):
+            raise ValueError(f"{name!r} is not a file of a shard set; refusing to open it")
         if not self.remote:
             return str(Path(self.location.removeprefix("file://")) / name)
         if self.location.startswith("pipe:"):  # a command prefix: the name is its last argument's end
-            return self.location + name
+            return self.location + shlex.quote(name)
         return self.location.rstrip("/") + "/" + name
 
     def __str__(self) -> str:
