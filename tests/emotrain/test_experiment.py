@@ -8,7 +8,8 @@ from click.testing import CliRunner
 from emotrain.cli import main
 from emotrain.config import ConfigError
 from emotrain.data import ShardsError
-from emotrain.experiment import CONFIGURATIONS, resolve_folds
+from emotrain.experiment import resolve_folds
+from emotrain.experiment_plan import CONFIGURATIONS
 from emotrain.experiment_report import table_markdown
 from tests.emotrain.shard_factory import make_shards
 

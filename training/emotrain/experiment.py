@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 
 import click
@@ -35,6 +35,7 @@ from emotrain.checkpoint import load_checkpoint
 from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config
 from emotrain.data import ShardsError, Sources, as_sources, read_splits
 from emotrain.evaluate import evaluate_run
+from emotrain.experiment_plan import CONFIGURATIONS, Configuration, Folds, RunResult, Unit, plan_units
 from emotrain.experiment_report import write_reports
 from emotrain.metrics_log import read_metrics
 from emotrain.provenance import record_invocation
@@ -42,50 +43,6 @@ from emotrain.sources import FetchPolicy
 from emotrain.train import fit
 
 MODES = ("all", "train", "collect")
-
-
-@dataclass(frozen=True)
-class Configuration:
-    name: str
-    modality: str
-    weighting: str
-
-
-# The paper's four rows, then the two alternatives (engineering notes: both need one backward pass).
-CONFIGURATIONS = (
-    Configuration("UM-dynamic-A", "a", "dynamic"),
-    Configuration("UM-dynamic-V", "v", "dynamic"),
-    Configuration("MM-static", "av", "static"),
-    Configuration("MM-dynamic", "av", "dynamic"),
-    Configuration("MM-uncertainty", "av", "uncertainty"),
-    Configuration("MM-dwa", "av", "dwa"),
-)
-
-
-@dataclass(frozen=True)
-class Folds:
-    """What --split resolved to: the family name (None for a single split) and its splits in order."""
-
-    family: str | None
-    splits: tuple[str, ...]
-
-
-@dataclass(frozen=True)
-class Unit:
-    """One fit run of the experiment."""
-
-    fold: str
-    configuration: Configuration
-    seed: int
-
-
-@dataclass(frozen=True)
-class RunResult:
-    unit: Unit
-    run: Path
-    figures: dict[str, float]  # experiment_report.COLUMNS for this run
-    rows: list[dict]  # the run's metrics.jsonl
-    test_confusion: list[list[int]]  # emotion, rows true, columns predicted
 
 
 def resolve_folds(shards: Sources, split: str, chosen: Sequence[str] = ()) -> Folds:
@@ -121,11 +78,6 @@ def resolve_folds(shards: Sources, split: str, chosen: Sequence[str] = ()) -> Fo
             raise ConfigError(f"--folds {item}: {split!r} has the folds {', '.join(folds)}")
         picked.append(name)
     return Folds(split, tuple(f for f in folds if f in picked))
-
-
-def plan_units(folds: Folds, configurations: Sequence[Configuration], first_seed: int, seeds: int) -> list[Unit]:
-    return [Unit(fold, configuration, first_seed + s)
-            for fold in folds.splits for configuration in configurations for s in range(seeds)]
 
 
 def unit_config(base: TrainConfig, out: Path, folds: Folds, unit: Unit) -> TrainConfig:

@@ -26,18 +26,15 @@ import statistics
 from collections.abc import Sequence
 from itertools import combinations
 from pathlib import Path
-from typing import TYPE_CHECKING
-
 import numpy as np
 
 from emotrain.atomic import write_atomic
 from emotrain.config import TrainConfig, read_run_config
+from emotrain.experiment_plan import Configuration, Folds, RunResult, Unit
 from emotrain.metrics import plot_confusion, save_figure
 from emotrain.provenance import read_provenance
 from emotrain.stats import compare_paired, holm, mean_and_std, sign_flip_test, smallest_p
 
-if TYPE_CHECKING:  # experiment imports this module; the types only are needed here
-    from emotrain.experiment import Configuration, Folds, RunResult, Unit
 
 MODALITY_NAMES = {"a": "audio", "v": "video", "av": "audio + video"}
 # Per-run figures; table.json carries each one's mean and "<column>_std" over the configuration's runs.

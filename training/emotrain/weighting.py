@@ -19,9 +19,9 @@ optimizer as the model (pass `weighting.parameters()` along with the model's).
                uses these K-scaled weights (they sum to 2, so it is on twice the scale of
                static / dynamic); reported weights are w_i / K (they sum to 1).
 
-Under DDP, learned weightings get their gradients from each rank's own losses: call
-`all_reduce_grads()` after backward (or wrap them in the DDP module) so ranks stay
-in step; dwa's `end_epoch` must get the losses averaged over all ranks.
+Under DDP, learned weightings get their gradients from each rank's own losses: they are
+wrapped in the DDP module with the network (emotrain.objective.Objective), which averages
+them over the ranks; dwa's `end_epoch` must get the losses averaged over all ranks.
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.distributed as dist
 from torch import Tensor, nn
 
 TASKS = ("emotion", "gender")
@@ -67,14 +66,6 @@ class LossWeighting(nn.Module):
 
     def end_epoch(self, mean_losses: dict[str, float]) -> None:
         """Called once per epoch with the epoch's mean raw training losses; only dwa uses it."""
-
-    def all_reduce_grads(self) -> None:
-        """Average the gradients of learned weights over DDP ranks (no-op without torch.distributed or parameters)."""
-        if not (dist.is_available() and dist.is_initialized()):
-            return
-        for parameter in self.parameters():
-            if parameter.grad is not None:
-                dist.all_reduce(parameter.grad, op=dist.ReduceOp.AVG)
 
 
 class StaticWeighting(LossWeighting):

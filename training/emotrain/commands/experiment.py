@@ -12,7 +12,8 @@ from emotrain.checkpoint import CheckpointError
 from emotrain.commands.options import shards_option
 from emotrain.config import DEVICES, MODEL_NAMES, ConfigError, TrainConfig
 from emotrain.data import SampleError, ShardsError
-from emotrain.experiment import CONFIGURATIONS, run_experiment
+from emotrain.experiment import run_experiment
+from emotrain.experiment_plan import CONFIGURATIONS
 from emotrain.train import NonFiniteLoss
 
 DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
