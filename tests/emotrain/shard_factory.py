@@ -142,7 +142,9 @@ def make_shards(
         for shard_no, size in enumerate(sizes):
             session, gender = speaker // 2 % 5 + 1, GENDERS[speaker % 2]
             speaker += 1
-            name = f"ses{session}{gender}-impro-{part}-{shard_no:04d}.tar"
+            # A part outside train/val/test (a test's own grouping) goes into the group: names stay the format's.
+            middle = f"impro-{part}" if part in ("train", "val", "test") else f"impro{part.lower()}"
+            name = f"ses{session}{gender}-{middle}-{shard_no:04d}.tar"
             samples = []
             for i in range(size):
                 n_samples = int(rng.uniform(*seconds) * RATE)
