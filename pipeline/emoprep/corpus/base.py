@@ -110,11 +110,89 @@ class RecipeOptions:
 
     label_policy: str | None = None  # None: the recipe's default
     classes: str = "shared"  # one of CLASS_SETS
-    seed: int = 0  # ties between votes, random splits
+    seed: int = 0  # ties between votes
     settings: Mapping[str, str] = field(default_factory=dict)  # recipe-specific, e.g. {"improvised_only": "1"}
 
     def flag(self, name: str) -> bool:
-        return self.settings.get(name, "0").lower() in ("1", "true", "yes")
+        return self.settings.get(name, "0").lower() in _TRUE
+
+
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
+FLAG = ("0", "1")  # a Setting's choices when it is on or off
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A named value a recipe declares (a label policy, a setting's value) and what it means."""
+
+    name: str
+    help: str
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One of a recipe's own settings (`--set NAME=VALUE`): its values and its default."""
+
+    name: str
+    help: str
+    default: str
+    choices: tuple[str, ...] | None = None  # None: any text the recipe itself checks (a file name)
+
+    def normalise(self, value: str) -> str:
+        """The value as the recipe reads it; ValueError naming the setting and its choices otherwise."""
+        value = value.strip()
+        if self.choices == FLAG and value.lower() in _TRUE + _FALSE:
+            return "1" if value.lower() in _TRUE else "0"
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"setting {self.name}={value!r}: choose one of {', '.join(self.choices)}")
+        return value
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """What a recipe module declares as `SPEC`: its label policies, class sets and settings.
+
+    The command line lists it (`emoprep corpora`) and `emoprep.corpus.read_clips` checks the
+    options against it before the recipe runs, so every recipe rejects a bad option alike and
+    reads its settings with their defaults filled in.
+    """
+
+    name: str  # the --corpus name
+    summary: str
+    policies: tuple[Choice, ...]  # the first is the default
+    settings: tuple[Setting, ...] = ()
+    class_sets: tuple[str, ...] = CLASS_SETS
+
+    def check(self, options: RecipeOptions) -> RecipeOptions:
+        """`options` with the policy and every setting resolved; ValueError for anything not declared."""
+        policies = [policy.name for policy in self.policies]
+        policy = options.label_policy or policies[0]
+        if policy not in policies:
+            raise ValueError(f"{self.name} has no label policy {policy!r}: choose one of {', '.join(policies)}")
+        if options.classes not in self.class_sets:
+            raise ValueError(f"{self.name} has no class set {options.classes!r}: choose one of "
+                             f"{', '.join(self.class_sets)}")
+        declared = {setting.name: setting for setting in self.settings}
+        unknown = sorted(set(options.settings) - set(declared))
+        if unknown:
+            known = ", ".join(declared) or "none"
+            raise ValueError(f"{self.name} has no setting {', '.join(unknown)} (its settings: {known})")
+        settings = {name: setting.normalise(options.settings.get(name, setting.default))
+                    for name, setting in declared.items()}
+        return RecipeOptions(label_policy=policy, classes=options.classes, seed=options.seed, settings=settings)
+
+    def describe(self) -> str:
+        """The recipe's options as `emoprep corpora` prints them."""
+        lines = [f"{self.name}: {self.summary}",
+                 f"  --classes {' | '.join(self.class_sets)}",
+                 "  --label-policy (default first):"]
+        lines += [f"    {policy.name}: {policy.help}" for policy in self.policies]
+        if self.settings:
+            lines.append("  --set NAME=VALUE:")
+        for setting in self.settings:
+            values = " | ".join(setting.choices) if setting.choices else "text"
+            lines.append(f"    {setting.name}={values} (default {setting.default}): {setting.help}")
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)

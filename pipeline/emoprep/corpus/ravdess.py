@@ -8,7 +8,7 @@ video-only (02) and audio-only (03) copies of the same trials are never
 counted as more utterances. Gender is the actor's parity (odd: male).
 
 Label policy: `intended` only (the emotion the actor was asked to show, from the name).
-Settings (`RecipeOptions.settings`):
+Settings (SPEC):
 - `song=1`: the sung clips too (group "song"; speech is group "speech"). Default: speech only.
 - `merge_calm=1`: calm counts as neutral (corpus label kept as "calm"). Default: calm is its
   own class, outside the shared four, so it is not kept under `--classes shared`.
@@ -21,19 +21,30 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emoprep.corpus.base import (
-    CLASS_SETS,
+    FLAG,
     SHARED_EMOTIONS,
+    Choice,
     ClipRecord,
     CorpusClips,
     CorpusError,
     Problem,
     RecipeOptions,
+    RecipeSpec,
+    Setting,
 )
 from emoprep.corpus.folds import actor_fold_splits
 
 CORPUS = "ravdess"
-POLICIES = ("intended",)
-SETTINGS = ("song", "merge_calm")
+SPEC = RecipeSpec(
+    name=CORPUS,
+    summary="RAVDESS: Actor_NN/ folders of the video zips (docs/corpora/ravdess.md)",
+    policies=(Choice("intended", "the emotion the actor was asked to show (the file name)"),),
+    settings=(
+        Setting("song", "the sung trials too (group song; speech is group speech)", "0", FLAG),
+        Setting("merge_calm", "calm counts as neutral (else calm is a class of its own, outside the shared four)",
+                "0", FLAG),
+    ),
+)
 FOLDS = 6  # of 4 actors each, 2 male and 2 female, on the full corpus
 
 AUDIO_VIDEO, VIDEO_ONLY, AUDIO_ONLY = "01", "02", "03"
@@ -108,19 +119,9 @@ def _actor_folders(root: Path) -> list[Path]:
     return sorted(found)
 
 
-def _check_options(options: RecipeOptions) -> None:
-    if (options.label_policy or "intended") not in POLICIES:
-        raise ValueError(f"{CORPUS} has no label policy {options.label_policy!r}: choose one of {', '.join(POLICIES)}")
-    if options.classes not in CLASS_SETS:
-        raise ValueError(f"unknown class set {options.classes!r}: choose one of {', '.join(CLASS_SETS)}")
-    unknown = sorted(set(options.settings) - set(SETTINGS))
-    if unknown:
-        raise ValueError(f"{CORPUS} has no setting {', '.join(unknown)}: choose from {', '.join(SETTINGS)}")
-
-
 def read_clips(root: Path, options: RecipeOptions = RecipeOptions()) -> CorpusClips:
     """Every audio-video file under `Actor_NN/` folders as a record; names that do not parse become Problems."""
-    _check_options(options)
+    options = SPEC.check(options)
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(f"{root}: no such folder")
