@@ -53,6 +53,7 @@ def test_corpora_lists_each_recipes_settings():
     assert result.exit_code == 0, result.output
     assert "iemocap:" in result.output and "merge_excited=0 | 1 (default 0)" in result.output
     assert "song=0 | 1 (default 0)" in result.output
+    assert "copies=auto | audio-video | audio-only (default auto)" in result.output
     assert "crema-d" not in result.output
 
 
