@@ -224,6 +224,20 @@ def test_real_speech_release_actors():
         "ang": 16, "hap": 16, "sad": 16, "neu": 8}
 
 
+def test_emobox_folds_hold_the_published_test_actors(full_layout):
+    splits = {s.name: s for s in read_clips("ravdess", full_layout).splits}
+    emobox = [splits[f"emobox-{k}"] for k in range(1, 7)]
+    assert sorted(emobox[0].test) == ["actor01", "actor11", "actor20", "actor21"]
+    assert sorted(emobox[5].test) == ["actor06", "actor13", "actor17", "actor22"]
+    assert set().union(*(s.test for s in emobox)) == {f"actor{a:02d}" for a in range(1, 25)}
+    # Validation: the first man and first woman in the next folds' test lists; fold 2 lists women only.
+    assert sorted(emobox[0].val) == ["actor04", "actor09"]
+    for split in emobox:
+        assert len(split.test) == 4 and len(split.val) == 2 and len(split.train) == 18
+        assert {int(a[-2:]) % 2 for a in split.val} == {0, 1} and not split.val & split.test
+        assert split.groups == frozenset({"speech"})
+
+
 # --- the synthetic twin (emoprep synth --corpus ravdess) ---------------------------------------------
 
 TWIN = RavdessParams(actors=3, intensities=1)  # 8 speech trials per actor (normal intensity), 24 mp4s

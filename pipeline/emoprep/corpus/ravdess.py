@@ -16,7 +16,8 @@ header), or the trial is left out as a Problem: they may not be the same take.
 Gender is the actor's parity (odd: male).
 
 Label policy: `intended` only (the emotion the actor was asked to show, from the name).
-Splits: `actor-1..6` (folds.actor_fold_splits).
+Splits: `actor-1..6` (folds.actor_fold_splits) and EmoBox's six published folds, `emobox-1..6`
+(speech only; validation taken from the training actors by folds.listed_test_splits).
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ from emoprep.corpus.base import (
     RecipeSpec,
     Setting,
 )
-from emoprep.corpus.folds import actor_fold_splits
+from emoprep.corpus.folds import actor_fold_splits, listed_test_splits
 from emoprep.media.audio import AudioError
 from emoprep.media.headers import mp4_seconds, probe_audio
 
@@ -57,6 +58,9 @@ SPEC = RecipeSpec(
     ),
 )
 FOLDS = 6  # of 4 actors each, 2 male and 2 female, on the full corpus
+# EmoBox's speaker-independent folds: each fold's test actors (../shared/corpora-format.md).
+EMOBOX_TEST_ACTORS = ((1, 11, 20, 21), (4, 10, 12, 14), (8, 9, 19, 23), (3, 5, 7, 24), (2, 15, 16, 18),
+                      (6, 13, 17, 22))
 LENGTH_TOLERANCE = 0.25  # seconds two copies of one take may differ by (container and codec padding)
 
 AUDIO_VIDEO, VIDEO_ONLY, AUDIO_ONLY = "01", "02", "03"
@@ -95,7 +99,11 @@ class TrialName:
 
     @property
     def speaker(self) -> str:
-        return f"actor{self.actor:02d}"
+        return self.speaker_of(self.actor)
+
+    @staticmethod
+    def speaker_of(actor: int) -> str:
+        return f"actor{actor:02d}"
 
 
 def parse_name(stem: str) -> TrialName:
@@ -249,6 +257,7 @@ def read_clips(root: Path, options: RecipeOptions = RecipeOptions()) -> CorpusCl
             extra={"intensity": trial.intensity, "statement": trial.statement, "repetition": trial.repetition},
         ))
     speakers = {clip.speaker: clip.gender for clip in clips}
+    emobox = [[TrialName.speaker_of(actor) for actor in fold] for fold in EMOBOX_TEST_ACTORS]
     return CorpusClips(
         corpus=CORPUS,
         root=str(root),
@@ -257,5 +266,7 @@ def read_clips(root: Path, options: RecipeOptions = RecipeOptions()) -> CorpusCl
         classes=tuple(classes),
         label_policy={"name": "intended", "source": "file name (the emotion the actor was asked to show)",
                       "song": song, "merge_calm": merge_calm, "copies": mode},
-        splits=actor_fold_splits(speakers, FOLDS, CORPUS),
+        splits=(*actor_fold_splits(speakers, FOLDS, CORPUS),
+                *listed_test_splits(speakers, emobox, "emobox", "EmoBox's RAVDESS",
+                                    groups=frozenset({"speech"}))),
     )
