@@ -12,7 +12,7 @@ from types import ModuleType
 
 from emoprep.corpus.base import CorpusClips, RecipeOptions, RecipeSpec
 
-RECIPES = ("iemocap", "crema-d", "ravdess", "clips")
+RECIPES = ("iemocap", "crema-d", "ravdess", "emodb", "clips")
 
 
 def _recipe(corpus: str) -> ModuleType:

@@ -52,7 +52,7 @@ class ClipRecord:
     """
 
     clip_id: str  # unique within the corpus; the shard key: no '.', '/' or whitespace
-    corpus: str  # the recipe's name: "iemocap", "crema-d", "ravdess", "clips"
+    corpus: str  # the recipe's name: "iemocap", "crema-d", "ravdess", "emodb", "clips", ...
     speaker: str  # unique within the corpus, file-name safe ([A-Za-z0-9]+): shards are per speaker
     gender: str | None  # "F" | "M" | None (unknown)
     emotion: str | None  # one of CorpusClips.classes, or None
