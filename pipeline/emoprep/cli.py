@@ -19,9 +19,9 @@ from emoprep.commands.verify import verify
 def main() -> None:
     """Preprocess an audio-visual emotion corpus into WebDataset shards for emotrain.
 
-    Any corpus with a recipe: --corpus iemocap | crema-d | ravdess | emodb | clips
-    --root PATH (--iemocap PATH for short); `emoprep corpora` lists each
-    recipe's options; docs/data-preparation.md.
+    Any corpus with a recipe: --corpus iemocap | crema-d | ravdess | emodb |
+    audio-folder | clips --root PATH (--iemocap PATH for short); `emoprep
+    corpora` lists each recipe's options; docs/data-preparation.md.
 
     \b
     Typical run:

@@ -12,7 +12,7 @@ from types import ModuleType
 
 from emoprep.corpus.base import CorpusClips, RecipeOptions, RecipeSpec
 
-RECIPES = ("iemocap", "crema-d", "ravdess", "emodb", "clips")
+RECIPES = ("iemocap", "crema-d", "ravdess", "emodb", "audio-folder", "clips")
 
 
 def _recipe(corpus: str) -> ModuleType:

@@ -19,6 +19,22 @@ from typing import Any
 # one corpus can be scored on another), and GENDERS are the shard format's: defined there once.
 from shardformat import GENDERS, SHARED_EMOTIONS  # noqa: F401 (re-exported to the recipes)
 
+# Emotion words as people write them in a labels file -> the three-letter class codes the recipes use.
+EMOTION_WORDS = {
+    **dict.fromkeys(("ang", "anger", "angry", "mad"), "ang"),
+    **dict.fromkeys(("hap", "happy", "happiness", "joy", "joyful"), "hap"),
+    **dict.fromkeys(("neu", "neutral"), "neu"),
+    **dict.fromkeys(("sad", "sadness"), "sad"),
+    **dict.fromkeys(("fea", "fear", "fearful", "afraid", "scared"), "fea"),
+    **dict.fromkeys(("dis", "disgust", "disgusted"), "dis"),
+    **dict.fromkeys(("sur", "surprise", "surprised"), "sur"),
+    **dict.fromkeys(("cal", "calm"), "cal"),
+    **dict.fromkeys(("bor", "boredom", "bored"), "bor"),
+    **dict.fromkeys(("con", "contempt"), "con"),
+    **dict.fromkeys(("exc", "excited", "excitement"), "exc"),
+    **dict.fromkeys(("fru", "frustrated", "frustration"), "fru"),
+}
+GENDER_WORDS = {"f": "F", "female": "F", "woman": "F", "m": "M", "male": "M", "man": "M"}
 CLASS_SETS = ("shared", "all")  # `--classes`: the shared four, or the corpus's full set
 REGIONS = ("left", "right", "full")  # the part of the frame that shows the speaker
 CROP_POLICIES = ("paper", "face")  # crop side: the seed paper's 224 source pixels, or from the face's size
