@@ -2,7 +2,9 @@
 
 A recipe (`emoprep.corpus.<name>`) is one module with one public entry point,
 `read_clips(root: Path, options: RecipeOptions) -> CorpusClips`, that reads the
-corpus's metadata (never its media) and returns plain records. Everything after it
+corpus's metadata (never its samples or frames; a sound file's header at most) and
+returns plain records, and one declaration, `SPEC: RecipeSpec`, of the label
+policies, class sets and settings it takes. Everything after it
 (labels table, extract, shard, splits, training) sees only these records, so no
 corpus's names or quirks travel past its recipe (lhotse's recipes are the model).
 """
@@ -120,6 +122,10 @@ class RandomSplit:
 SplitSpec = SpeakerSplit | RandomSplit
 
 
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")  # what a flag setting accepts
+FLAG = ("0", "1")  # a Setting's choices when it is on or off
+
+
 @dataclass(frozen=True)
 class RecipeOptions:
     """The choices a recipe makes while reading: label policy, class set, seed, its own settings."""
@@ -131,10 +137,6 @@ class RecipeOptions:
 
     def flag(self, name: str) -> bool:
         return self.settings.get(name, "0").lower() in _TRUE
-
-
-_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
-FLAG = ("0", "1")  # a Setting's choices when it is on or off
 
 
 @dataclass(frozen=True)
@@ -168,9 +170,9 @@ class Setting:
 class RecipeSpec:
     """What a recipe module declares as `SPEC`: its label policies, class sets and settings.
 
-    The command line lists it (`emoprep corpora`) and `emoprep.corpus.read_clips` checks the
-    options against it before the recipe runs, so every recipe rejects a bad option alike and
-    reads its settings with their defaults filled in.
+    The command line lists it (`emoprep corpora`), and the recipe's `read_clips` begins with
+    `options = SPEC.check(options)`, so every recipe rejects a bad option alike (whoever calls
+    it) and reads its settings with their defaults filled in.
     """
 
     name: str  # the --corpus name
