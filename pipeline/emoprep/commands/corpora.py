@@ -23,4 +23,6 @@ def corpora(names: tuple[str, ...]) -> None:
         if index:
             click.echo()
         # A recipe without a SPEC checks its options itself; its module docstring lists them.
-        click.echo(spec.describe() if spec else f"{name}: options in docs/corpora/ and emoprep.corpus.{name}")
+        click.echo(spec.describe() if spec else
+                   f"{name}: declares no options here; its module docstring lists them "
+                   f"(python -m pydoc emoprep.corpus.{name.replace('-', '_')})")
