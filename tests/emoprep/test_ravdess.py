@@ -20,6 +20,7 @@ from emoprep.cli import main
 from emoprep.corpus import read_clips
 from emoprep.corpus.base import CorpusError, RecipeOptions
 from emoprep.corpus.ravdess import parse_name
+from emoprep.media.audio import read_waveform
 from emoprep.synth.ravdess import RavdessParams, generate_ravdess, plan_ravdess, write_trial
 from tests.emoprep.media_check import decoded_audio, haar_faces, middle_frame, streams
 
@@ -222,6 +223,11 @@ def test_real_speech_release_actors():
     assert 2.9 < min(c.end for c in corpus.clips) and max(c.end for c in corpus.clips) < 5.3
     assert Counter(c.emotion for c in read_clips("ravdess", REAL_SPEECH).kept) == {
         "ang": 16, "hap": 16, "sad": 16, "neu": 8}
+    stereo = [c for c in corpus.clips if sf.info(c.audio_path).channels == 2]
+    assert len(stereo) == 2  # mixed down where audio is read
+    waveform = read_waveform(stereo[0].audio_path)
+    assert waveform.samples.ndim == 1 and waveform.conversion_note() == "downmixed 2 channels, resampled from 48000 Hz"
+    assert abs(waveform.seconds - stereo[0].end) < 0.01
 
 
 def test_emobox_folds_hold_the_published_test_actors(full_layout):
