@@ -82,7 +82,7 @@ def test_bad_input_is_recorded_and_never_stands_in(tmp_path):
                 rf"{labels}:20: -: odd.wav: unknown emotion 'contemplative'",
                 rf"{labels}:21: -: file '\.\./outside.wav' is not a path inside",
                 rf"{labels}:28: -: nobody.wav: no speaker",
-                rf"speaker 'c' is given two genders \(F at line 29; M at lines 12, 13, 14, 15, 16\)",
+                r"speaker 'c' is given two genders \(F at line 29; M at lines 12, 13, 14, 15, 16\)",
                 rf"{labels}:18: missing_wav-\w+: names .*missing.wav, which is missing: row left out",
                 r"zero.wav: zero_wav-\w+: empty audio: .*zero-length file: left out",
                 r"text.wav: text_wav-\w+: not audio: ", r"cut.wav: cut_wav-\w+: truncated audio: ",

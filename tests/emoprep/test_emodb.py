@@ -77,7 +77,8 @@ def test_any_rate_and_length_and_bad_files(tmp_path):
     patterns = [r"03a02Wa\.wav: 03a02Wa: 7\.0 s long, more than the 6 s .*kept, cut to its first 6 s",
                 r"03a04Wa\.wav: 03a04Wa: empty audio: .*zero-length file: left out",
                 r"03a05Wa\.wav: 03a05Wa: not audio: ", r"03a07Fa\.wav: 03a07Fa: truncated audio: ",
-                r"03a01Xa\.wav: -: emotion X: expected .*: file ignored", r"04a01Wa\.wav: -: speaker 04", r"notes\.wav: -: not an EmoDB"]
+                r"03a01Xa\.wav: -: emotion X: expected .*: file ignored", r"04a01Wa\.wav: -: speaker 04",
+                r"notes\.wav: -: not an EmoDB"]
     assert len(problems) == len(patterns), problems
     for pattern in patterns:
         assert any(re.search(pattern, p) for p in problems), pattern

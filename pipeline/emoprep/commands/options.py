@@ -23,7 +23,8 @@ def corpus_options(command):
     command = click.option("--root", type=click.Path(exists=True, file_okay=False),
                            help="The corpus folder (its layout: docs/corpora/<corpus>.md).")(command)
     command = click.option("--corpus", type=click.Choice(RECIPES),
-                           help="Which corpus recipe reads --root (`emoprep corpora` lists each one's options).")(command)
+                           help="Which corpus recipe reads --root (`emoprep corpora` lists each one's options).",
+                           )(command)
     return command
 
 

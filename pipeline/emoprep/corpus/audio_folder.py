@@ -151,7 +151,8 @@ def speaker_genders(rows: list[Row], path: Path, problems: list[Problem]) -> dic
         if len(lines) == 1:
             genders[speaker] = next(iter(lines))
             continue
-        where = "; ".join(f"{g} at line{'s' * (len(at) > 1)} {', '.join(map(str, at))}" for g, at in sorted(lines.items()))
+        where = "; ".join(f"{gender} at line{'s' * (len(at) > 1)} {', '.join(map(str, at))}"
+                          for gender, at in sorted(lines.items()))
         problems.append(Problem(str(path), None, None, f"speaker {speaker!r} is given two genders ({where}): "
                                                        "gender unknown for all their files"))
     return genders
