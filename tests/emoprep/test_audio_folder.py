@@ -123,3 +123,11 @@ def test_cli_labels_an_audio_folder(tmp_path):
                                        "--out", str(tmp_path / "labels.parquet"), "--set", "folds=3"])
     assert result.exit_code == 0, result.output
     assert "15 utterances of audio-folder, 12 kept" in result.output
+
+
+def test_a_speakers_gender_fills_their_empty_cells(tmp_path):
+    root = write_folder(tmp_path, {"a": "male", "b": ""}, [["extra.wav", "sad", "a", ""]])
+    sf.write(root / "extra.wav", np.zeros(1600, np.int16), 16000)
+    corpus = read_clips("audio-folder", root)
+    assert corpus.problems == ()
+    assert {c.speaker: c.gender for c in corpus.clips} == {"a": "M", "b": None}
