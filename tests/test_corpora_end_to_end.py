@@ -5,7 +5,7 @@ Tiny on purpose (3 actors, 4 kept clips each, 1 epoch): it checks what the stage
 other (folds, counts, the class list in splits.json, index.json and the run's config.json, the
 evaluation's sample counts), not what the model learns; test_end_to_end.py checks learning.
 
-The folds are written out by hand from corpus/folds.py's rule, not recomputed: 3 actors give
+The folds are written out by hand from corpus/folds.py's rules, not recomputed: 3 actors give
 3 folds of one actor each; men (odd ids) fill the first folds, women the last.
 """
 
@@ -35,6 +35,9 @@ RAVDESS_FOLDS = {
     "actor-1": {"test": "actor01", "val": "actor03", "train": "actor02"},
     "actor-2": {"test": "actor03", "val": "actor02", "train": "actor01"},
     "actor-3": {"test": "actor02", "val": "actor01", "train": "actor03"},
+    # EmoBox's fold 5 tests actor 02; its validation actor is the first man of the next folds' lists (01).
+    # The other folds' test actors (01, 03) leave no training actor among three: not made.
+    "emobox-5": {"test": "actor02", "val": "actor01", "train": "actor03"},
 }
 GENDER = {"1001": "M", "1002": "F", "1003": "M", "actor01": "M", "actor02": "F", "actor03": "M"}
 

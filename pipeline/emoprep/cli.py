@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from emoprep import __version__
+from emoprep.commands.corpora import corpora
 from emoprep.commands.extract import extract
 from emoprep.commands.inspect import inspect
 from emoprep.commands.labels import labels
@@ -18,8 +19,9 @@ from emoprep.commands.verify import verify
 def main() -> None:
     """Preprocess an audio-visual emotion corpus into WebDataset shards for emotrain.
 
-    Any corpus with a recipe: --corpus iemocap | crema-d | ravdess | clips
-    --root PATH (--iemocap PATH for short); docs/data-preparation.md.
+    Any corpus with a recipe: --corpus iemocap | crema-d | ravdess | emodb |
+    audio-folder | clips --root PATH (--iemocap PATH for short); `emoprep
+    corpora` lists each recipe's options; docs/data-preparation.md.
 
     \b
     Typical run:
@@ -32,7 +34,7 @@ def main() -> None:
     """
 
 
-for command in (synth, labels, extract, shard, verify, inspect):
+for command in (corpora, synth, labels, extract, shard, verify, inspect):
     main.add_command(command)
 
 

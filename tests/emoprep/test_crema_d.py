@@ -221,7 +221,7 @@ def test_unusable_roots_and_options_are_errors(tmp_path):
         read_clips("crema-d", root, RecipeOptions(label_policy="perceived"))
     with pytest.raises(ValueError, match="no label policy 'paper'"):
         read_clips("crema-d", root, RecipeOptions(label_policy="paper"))
-    with pytest.raises(ValueError, match="no settings"):
+    with pytest.raises(ValueError, match="no setting song"):
         read_clips("crema-d", root, RecipeOptions(settings={"song": "1"}))
     (root / "VideoDemographics.csv").write_text('"ActorID","Age"\n1001,51\n')
     with pytest.raises(CorpusError, match="no column Sex"):

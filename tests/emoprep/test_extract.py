@@ -34,7 +34,7 @@ from emoprep.synth import BACKGROUNDS
 
 # The improvised dialogs of session 1: 12 kept utterances, both sides of the screen, one over 6 s.
 CLEAN = {"options": RecipeOptions(settings={"improvised_only": "1"}), "limit": 12}
-CLEAN_ARGS = ["--improvised-only", "--limit", "12"]
+CLEAN_ARGS = ["--set", "improvised_only=1", "--limit", "12"]
 
 
 def extract_into(corpus: Path, work: Path, detector: str = "centerface", workers: int = 1, **kw):

@@ -156,7 +156,7 @@ def clips_of(corpus: Corpus, policy: LabelPolicy) -> CorpusClips:
     labelled = assign_labels(corpus, policy)
     return CorpusClips("iemocap", str(corpus.root), tuple(clip_record(item, corpus, policy) for item in labelled),
                        (), ("ang", "hap", "neu", "sad"), {"name": policy.name, "seed": policy.seed},
-                       splits(sorted({u.session for u in corpus.utterances}), policy.seed))
+                       splits(sorted({u.session for u in corpus.utterances})))
 
 
 def test_labels_table_columns_rows_and_policy(tmp_path: Path) -> None:
@@ -300,7 +300,7 @@ def test_cli_policy_flags(corpus_root: Path, tmp_path: Path) -> None:
     out = tmp_path / "labels.parquet"
 
     result = run_labels("--iemocap", str(corpus_root), "--out", str(out), "--label-policy", "released",
-                        "--merge-excited", "--improvised-only", "--seed", "9")
+                        "--set", "merge_excited=1", "--set", "improvised_only=yes", "--seed", "9")
 
     assert result.exit_code == 0, result.output
     table = pq.read_table(out)
@@ -355,5 +355,5 @@ def test_cli_help_has_examples() -> None:
 
     assert result.exit_code == 0
     assert "emoprep labels --iemocap" in result.output
-    for option in ("--out", "--label-policy", "--merge-excited", "--improvised-only", "--seed"):
+    for option in ("--out", "--label-policy", "--set", "--seed"):
         assert option in result.output

@@ -7,6 +7,7 @@ The recipe never opens a file, so its tests lay out empty files with real names.
 from __future__ import annotations
 
 import re
+import struct
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from emoprep.cli import main
 from emoprep.corpus import read_clips
 from emoprep.corpus.base import CorpusError, RecipeOptions
 from emoprep.corpus.ravdess import parse_name
+from emoprep.media.audio import read_waveform
 from emoprep.synth.ravdess import RavdessParams, generate_ravdess, plan_ravdess, write_trial
 from tests.emoprep.media_check import decoded_audio, haar_faces, middle_frame, streams
 
@@ -91,17 +93,17 @@ def test_song_and_calm_settings(full_layout):
     merged_all = read_clips("ravdess", full_layout, RecipeOptions(classes="all", settings={"merge_calm": "yes"}))
     assert "cal" not in merged_all.classes and len(merged_all.classes) == 7 and len(merged_all.kept) == 1440
     assert merged_all.label_policy == {"name": "intended", "source": merged_all.label_policy["source"],
-                                       "song": False, "merge_calm": True}
+                                       "song": False, "merge_calm": True, "copies": "auto"}
 
 
 def test_six_folds_of_four_actors_two_of_each_gender(full_layout):
-    corpus = read_clips("ravdess", full_layout)
-    assert [s.name for s in corpus.splits] == [f"actor-{k}" for k in range(1, 7)]
-    assert sorted(corpus.splits[0].test) == ["actor01", "actor02", "actor03", "actor04"]
-    for index, split in enumerate(corpus.splits):
+    splits = [s for s in read_clips("ravdess", full_layout).splits if s.name.startswith("actor-")]
+    assert [s.name for s in splits] == [f"actor-{k}" for k in range(1, 7)]
+    assert sorted(splits[0].test) == ["actor01", "actor02", "actor03", "actor04"]
+    for index, split in enumerate(splits):
         numbers = [int(a[-2:]) for a in split.test]
         assert len(numbers) == 4 and sum(n % 2 for n in numbers) == 2
-        assert split.val == corpus.splits[(index + 1) % 6].test
+        assert split.val == splits[(index + 1) % 6].test
         assert len(split.train) == 16 and not split.train & (split.val | split.test)
 
 
@@ -121,7 +123,7 @@ def test_bad_names_and_misplaced_files_are_problems(tmp_path):
     for pattern, problem in zip(patterns, problems):
         assert re.search(pattern, problem), (pattern, problem)
     assert len(corpus.clips) == 3 * 60
-    assert len(corpus.splits) == 3  # fewer actors than folds: one fold per actor
+    assert len([s for s in corpus.splits if s.name.startswith("actor-")]) == 3  # fewer actors than folds: one each
 
 
 def test_unusable_roots_and_options_are_errors(tmp_path):
@@ -135,6 +137,111 @@ def test_unusable_roots_and_options_are_errors(tmp_path):
     with pytest.raises(ValueError, match="no label policy 'perceived'"):
         read_clips("ravdess", tmp_path, RecipeOptions(label_policy="perceived"))
     assert read_clips("ravdess", tmp_path).splits == ()  # one actor: no speaker-independent split
+
+
+# --- the audio-only speech release, alone or beside the videos --------------------------------------
+
+REAL_SPEECH = Path(__file__).parents[2] / ".." / "shared" / "real-speech" / "ravdess"
+
+
+def write_wavs(root: Path, actors: range, seconds: float = 0.1, rate: int = 48000) -> Path:
+    """Audio_Speech_Actors_01-24's layout: every speech trial as a short 48 kHz wav (real headers)."""
+    for actor in actors:
+        folder = root / f"Actor_{actor:02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for name in trial_names("03", "01", actor):
+            sf.write(folder / f"{name}.wav", np.zeros(int(seconds * rate), np.int16), rate, subtype="PCM_16")
+    return root
+
+
+def mp4_header(seconds: float) -> bytes:
+    """The boxes mp4_seconds reads (ftyp, moov/mvhd), for a length without a real video."""
+    def box(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I4s", 8 + len(body), kind) + body
+    mvhd = box(b"mvhd", bytes(4) + bytes(8) + struct.pack(">II", 1000, round(seconds * 1000)) + bytes(80))
+    return box(b"ftyp", b"isom" + bytes(4)) + box(b"moov", mvhd)
+
+
+def test_the_speech_release_alone_gives_audio_only_clips(tmp_path):
+    corpus = read_clips("ravdess", write_wavs(tmp_path, range(1, 7)))
+    assert corpus.problems == () and len(corpus.clips) == 6 * 60
+    assert {c.clip_id[:6] for c in corpus.clips} == {"03-01-"}
+    clip = corpus.clips[0]
+    assert clip.video_path is None and clip.audio_path.endswith(".wav") and clip.audio_window is None
+    assert (clip.start, clip.end, clip.group) == (0.0, 0.1, "speech")
+    assert Counter(c.emotion for c in corpus.kept) == {"ang": 48, "hap": 48, "sad": 48, "neu": 24}
+
+
+def test_both_releases_give_one_clip_per_trial_and_copies_picks_one(tmp_path):
+    root = write_wavs(tmp_path, range(1, 4), seconds=3.0)
+    for actor in range(1, 4):  # the videos of actors 1 and 2 only: actor 3 comes from the speech release
+        for name in trial_names("01", "01", actor) if actor < 3 else ():
+            (root / f"Actor_{actor:02d}" / f"{name}.mp4").write_bytes(mp4_header(3.1))
+    auto = read_clips("ravdess", root)
+    assert auto.problems == () and len(auto.clips) == 180
+    assert Counter((c.speaker, c.video_path is None) for c in auto.clips) == {
+        ("actor01", False): 60, ("actor02", False): 60, ("actor03", True): 60}
+    audio = read_clips("ravdess", root, RecipeOptions(settings={"copies": "audio-only"}))
+    assert len(audio.clips) == 180 and all(c.video_path is None for c in audio.clips)
+    video = read_clips("ravdess", root, RecipeOptions(settings={"copies": "audio-video"}))
+    assert len(video.clips) == 120 and all(c.video_path for c in video.clips)
+    assert audio.label_policy["copies"] == "audio-only"
+
+
+def test_bad_audio_only_copies_are_problems_and_never_stand_in(tmp_path):
+    root = write_wavs(tmp_path, range(1, 2), seconds=3.0)
+    folder = root / "Actor_01"
+    names = trial_names("03", "01", 1)
+    (folder / f"{names[0]}.wav").write_bytes(b"")  # zero-length
+    (folder / f"{names[1]}.wav").write_text("not audio at all\n")  # a .wav name, not audio
+    whole = (folder / f"{names[2]}.wav").read_bytes()
+    (folder / f"{names[2]}.wav").write_bytes(whole[:len(whole) // 2])  # a broken download
+    sf.write(folder / f"{names[3]}.wav", np.zeros(8000, np.int16), 8000)  # other rates: fine, resampled later
+    sf.write(folder / f"{names[4]}.wav", np.zeros((96000, 2), np.int16), 96000)  # stereo: mixed down later
+    (folder / f"01{names[5][2:]}.mp4").write_bytes(mp4_header(4.5))  # disagrees with its 3 s wav
+    (folder / f"01{names[6][2:]}.mp4").write_bytes(mp4_header(3.1))  # agrees
+    corpus = read_clips("ravdess", root)
+    problems = [str(p) for p in corpus.problems]
+    assert len(problems) == 4, problems
+    assert re.search(rf"{names[0]}\.wav: {names[0]}: empty audio: .* zero-length file: trial left out", problems[0])
+    assert re.search(rf"{names[1]}\.wav: .*not audio: .*not a sound file", problems[1])
+    assert re.search(rf"{names[2]}\.wav: .*truncated audio: .*cut short", problems[2])
+    assert re.search(rf"{names[5]}\.wav: .*lasts 3\.00 s but its audio-video copy .*lasts 4\.50 s: "
+                     r".*trial left out", problems[3])
+    ids = {c.clip_id for c in corpus.clips}
+    assert len(ids) == 60 - 4 and {names[3], names[4], "01" + names[6][2:]} <= ids
+    assert not ids & {names[0], names[1], names[2], names[5], "01" + names[5][2:]}
+
+
+@pytest.mark.skipif(not REAL_SPEECH.is_dir(), reason="the real RAVDESS speech actors are in ../shared/real-speech")
+def test_real_speech_release_actors():
+    corpus = read_clips("ravdess", REAL_SPEECH, RecipeOptions(classes="all"))
+    assert corpus.problems == () and len(corpus.clips) == 120 and len(corpus.kept) == 120
+    assert all(c.video_path is None for c in corpus.clips)
+    assert Counter(c.gender for c in corpus.clips) == {"M": 60, "F": 60}
+    assert Counter(c.corpus_label for c in corpus.clips)["neutral"] == 8
+    assert 2.9 < min(c.end for c in corpus.clips) and max(c.end for c in corpus.clips) < 5.3
+    assert Counter(c.emotion for c in read_clips("ravdess", REAL_SPEECH).kept) == {
+        "ang": 16, "hap": 16, "sad": 16, "neu": 8}
+    stereo = [c for c in corpus.clips if sf.info(c.audio_path).channels == 2]
+    assert len(stereo) == 2  # mixed down where audio is read
+    waveform = read_waveform(stereo[0].audio_path)
+    assert waveform.samples.ndim == 1 and waveform.conversion_note() == "downmixed 2 channels, resampled from 48000 Hz"
+    assert abs(waveform.seconds - stereo[0].end) < 0.01
+
+
+def test_emobox_folds_hold_the_published_test_actors(full_layout):
+    splits = {s.name: s for s in read_clips("ravdess", full_layout).splits}
+    emobox = [splits[f"emobox-{k}"] for k in range(1, 7)]
+    assert sorted(emobox[0].test) == ["actor01", "actor11", "actor20", "actor21"]
+    assert sorted(emobox[5].test) == ["actor06", "actor13", "actor17", "actor22"]
+    assert set().union(*(s.test for s in emobox)) == {f"actor{a:02d}" for a in range(1, 25)}
+    # Validation: the first man and first woman in the next folds' test lists; fold 2 lists women only.
+    assert sorted(emobox[0].val) == ["actor04", "actor09"]
+    for split in emobox:
+        assert len(split.test) == 4 and len(split.val) == 2 and len(split.train) == 18
+        assert {int(a[-2:]) % 2 for a in split.val} == {0, 1} and not split.val & split.test
+        assert split.groups == frozenset({"speech"})
 
 
 # --- the synthetic twin (emoprep synth --corpus ravdess) ---------------------------------------------
@@ -158,7 +265,10 @@ def test_twin_reads_without_problems_and_extra_copies_are_not_counted(twin):
     assert len(corpus.clips) == 24 and {c.clip_id[:2] for c in corpus.clips} == {"01"}
     assert Counter(c.gender for c in corpus.clips) == {"M": 16, "F": 8}
     assert Counter(c.emotion for c in corpus.kept) == {"ang": 3, "hap": 3, "neu": 3, "sad": 3}
-    assert [sorted(s.test) for s in corpus.splits] == [["actor01"], ["actor03"], ["actor02"]]
+    assert [sorted(s.test) for s in corpus.splits if s.name.startswith("actor-")] == [["actor01"], ["actor03"],
+                                                                                       ["actor02"]]
+    # Both copies of Actor_01's first trials are real here: their lengths (mvhd, wav header) agree.
+    assert all(c.video_path for c in corpus.clips)
 
 
 def test_twin_media_codecs_sizes_and_rates(twin):

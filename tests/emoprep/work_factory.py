@@ -123,7 +123,7 @@ def make_work(root: Path, utterances: list[FakeUtterance] | None = None) -> Path
     sessions = sorted({int(u.utterance_id[3:5]) for u in utterances})
     corpus = CorpusClips(corpus="iemocap", root="/corpus", clips=tuple(clips), problems=(),
                          classes=EMOTIONS, label_policy={"name": "paper", "seed": 0},
-                         splits=iemocap.splits(sessions, seed=0))
+                         splits=iemocap.splits(sessions))
     write_manifest(root, corpus, clips, records)
     return root
 

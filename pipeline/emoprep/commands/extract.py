@@ -55,7 +55,7 @@ def _part(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
               help="Only share K of N (a job array's task): N machines fill one WORK; then run once without --part.")
 def extract(corpus: str | None, root: str | None, iemocap: str | None, work: str, face_detector: str,
             detector_weights: str | None, device: str, workers: int, label_policy: str | None, classes: str,
-            seed: int, merge_excited: bool, improvised_only: bool, settings: tuple[str, ...], limit: int | None,
+            seed: int, settings: tuple[str, ...], limit: int | None,
             max_failures: str, retry_failed: bool, part: tuple[int, int] | None) -> None:
     """Cut every kept utterance of a corpus into a 16 kHz waveform and 96x96 face crops at 25 fps.
 
@@ -75,7 +75,7 @@ def extract(corpus: str | None, root: str | None, iemocap: str | None, work: str
       emoprep extract --iemocap /data/IEMOCAP_full_release --out work
       emoprep extract --iemocap /data/IEMOCAP_full_release --out work --face-detector sfd --device cuda
       emoprep extract --iemocap data/synth --out work --face-detector haar --workers 2
-      emoprep extract --iemocap /data --out work --improvised-only --limit 100
+      emoprep extract --iemocap /data --out work --set improvised_only=1 --limit 100
       emoprep extract --corpus crema-d --root /data/CREMA-D --out work-crema
       emoprep extract --corpus ravdess --root /data/RAVDESS --out work-ravdess --part 3/8
     """
@@ -83,8 +83,7 @@ def extract(corpus: str | None, root: str | None, iemocap: str | None, work: str
         failure_limit(max_failures, 0)
     except ValueError as error:
         raise click.BadParameter(str(error), param_hint="--max-failures") from None
-    clips = read_corpus_clips(corpus, root, iemocap, label_policy, classes, seed, merge_excited, improvised_only,
-                              settings)
+    clips = read_corpus_clips(corpus, root, iemocap, label_policy, classes, seed, settings)
     options = ExtractOptions(
         clips=clips,
         work=Path(work),

@@ -14,7 +14,7 @@ from emoprep.labels import count_table, labels_table, write_labels
               help="The Parquet file to write (replaced atomically).")
 @label_options
 def labels(corpus: str | None, root: str | None, iemocap: str | None, out: str, label_policy: str | None,
-           classes: str, seed: int, merge_excited: bool, improvised_only: bool, settings: tuple[str, ...]) -> None:
+           classes: str, seed: int, settings: tuple[str, ...]) -> None:
     """Label every utterance of a corpus from its metadata alone (no media is read).
 
     Writes one row per utterance (kept or not): speaker, gender, the corpus's own
@@ -26,13 +26,12 @@ def labels(corpus: str | None, root: str | None, iemocap: str | None, out: str, 
     \b
     Examples:
       emoprep labels --iemocap /data/IEMOCAP_full_release --out data/labels.parquet
-      emoprep labels --iemocap /data --out labels.parquet --improvised-only
-      emoprep labels --iemocap /data --out labels.parquet --label-policy released --merge-excited
+      emoprep labels --iemocap /data --out labels.parquet --set improvised_only=1
+      emoprep labels --iemocap /data --out labels.parquet --label-policy released --set merge_excited=1
       emoprep labels --corpus crema-d --root /data/CREMA-D --out crema.parquet --label-policy perceived
       emoprep labels --corpus ravdess --root /data/RAVDESS --out ravdess.parquet --classes all
     """
-    clips = read_corpus_clips(corpus, root, iemocap, label_policy, classes, seed, merge_excited, improvised_only,
-                              settings)
+    clips = read_corpus_clips(corpus, root, iemocap, label_policy, classes, seed, settings)
     for problem in clips.problems:
         click.echo(str(problem), err=True)
     if not clips.clips:

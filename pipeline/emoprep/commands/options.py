@@ -1,4 +1,8 @@
-"""Options shared by several verbs, defined once: which corpus, and how its recipe labels it."""
+"""Options shared by several verbs, defined once: which corpus, and how its recipe labels it.
+
+No corpus is named here: a recipe declares its label policies, class sets and settings
+(`SPEC` in its module, emoprep.corpus.base.RecipeSpec) and `emoprep corpora` lists them.
+"""
 
 from __future__ import annotations
 
@@ -18,32 +22,30 @@ def corpus_options(command):
     )(command)
     command = click.option("--root", type=click.Path(exists=True, file_okay=False),
                            help="The corpus folder (its layout: docs/corpora/<corpus>.md).")(command)
-    command = click.option("--corpus", type=click.Choice(RECIPES), help="Which corpus recipe reads --root.")(command)
+    command = click.option("--corpus", type=click.Choice(RECIPES),
+                           help="Which corpus recipe reads --root (`emoprep corpora` lists each one's options).",
+                           )(command)
     return command
 
 
 def label_options(command):
-    """--label-policy, --classes, --seed, the IEMOCAP flags, and --setting KEY=VALUE for any recipe."""
-    command = click.option("--setting", "settings", multiple=True, metavar="KEY=VALUE",
-                           help="A recipe's own setting, repeatable (e.g. song=1 for RAVDESS, window=6 for clips; "
-                                "docs/corpora/).")(command)
+    """--label-policy, --classes, --seed and --set NAME=VALUE: what every recipe is asked, checked by its SPEC."""
+    command = click.option("--set", "--setting", "settings", multiple=True, metavar="NAME=VALUE",
+                           help="One of the recipe's own settings, repeatable (e.g. --set improvised_only=1); "
+                                "`emoprep corpora` lists them.")(command)
     command = click.option("--seed", type=int, default=0, show_default=True,
-                           help="Seeds tie-breaking (per utterance id) and random splits.")(command)
-    command = click.option("--improvised-only", is_flag=True,
-                           help="IEMOCAP: keep improvised dialogs only (the seed paper's protocol).")(command)
-    command = click.option("--merge-excited", is_flag=True,
-                           help="IEMOCAP: map exc to hap before labelling.")(command)
+                           help="Seeds the draw that breaks ties between votes (per utterance id). "
+                                "A random split is drawn by `emoprep shard --seed`.")(command)
     command = click.option("--classes", type=click.Choice(CLASS_SETS), default="shared", show_default=True,
                            help="shared: ang, hap, neu, sad (comparable across corpora); all: the corpus's own set.")(command)
     command = click.option("--label-policy",
-                           help="The recipe's label policy (IEMOCAP: paper | released; CREMA-D: intended | "
-                                "perceived); default: the recipe's.")(command)
+                           help="One of the recipe's label policies (`emoprep corpora` lists them); "
+                                "default: the recipe's first.")(command)
     return command
 
 
 def read_corpus_clips(corpus: str | None, root: str | None, iemocap: str | None, label_policy: str | None,
-                      classes: str, seed: int, merge_excited: bool, improvised_only: bool,
-                      settings: tuple[str, ...]) -> CorpusClips:
+                      classes: str, seed: int, settings: tuple[str, ...]) -> CorpusClips:
     """The options above -> the recipe's clips; click errors (exit 2) for a bad combination or root."""
     root_option = "--root" if iemocap is None else "--iemocap"
     if iemocap is not None:
@@ -52,21 +54,18 @@ def read_corpus_clips(corpus: str | None, root: str | None, iemocap: str | None,
         corpus, root = "iemocap", iemocap
     if corpus is None or root is None:
         raise click.UsageError("say which corpus: --corpus NAME --root PATH (or --iemocap PATH)")
-    values = dict(_setting(text) for text in settings)
-    for flag, name in ((merge_excited, "merge_excited"), (improvised_only, "improvised_only")):
-        if flag:
-            values[name] = "1"
-    options = RecipeOptions(label_policy=label_policy, classes=classes, seed=seed, settings=values)
+    options = RecipeOptions(label_policy=label_policy, classes=classes, seed=seed,
+                            settings=dict(_setting(text) for text in settings))
     try:
         return read_clips(corpus, Path(root), options)
     except CorpusError as error:
         raise click.BadParameter(str(error), param_hint=root_option) from None
-    except ValueError as error:  # a policy, class set or setting the recipe does not know
-        raise click.UsageError(str(error)) from None
+    except ValueError as error:  # a policy, class set or setting the recipe does not declare
+        raise click.UsageError(f"{error} (`emoprep corpora` lists each recipe's options)") from None
 
 
 def _setting(text: str) -> tuple[str, str]:
-    key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise click.BadParameter(f"{text!r} is not KEY=VALUE", param_hint="--setting")
-    return key.strip(), value.strip()
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise click.BadParameter(f"{text!r} is not NAME=VALUE", param_hint="--set")
+    return name.strip(), value.strip()

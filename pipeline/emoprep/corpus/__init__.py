@@ -8,15 +8,24 @@ from __future__ import annotations
 
 import importlib
 from pathlib import Path
+from types import ModuleType
 
-from emoprep.corpus.base import CorpusClips, RecipeOptions
+from emoprep.corpus.base import CorpusClips, RecipeOptions, RecipeSpec
 
-RECIPES = ("iemocap", "crema-d", "ravdess", "clips")
+RECIPES = ("iemocap", "crema-d", "ravdess", "emodb", "audio-folder", "clips")
+
+
+def _recipe(corpus: str) -> ModuleType:
+    if corpus not in RECIPES:
+        raise ValueError(f"unknown corpus {corpus!r}: choose one of {', '.join(RECIPES)}")
+    return importlib.import_module(f"emoprep.corpus.{corpus.replace('-', '_')}")
 
 
 def read_clips(corpus: str, root: str | Path, options: RecipeOptions = RecipeOptions()) -> CorpusClips:
     """The clips of `corpus` under `root`: its recipe module's `read_clips`. Raises CorpusError on a bad root."""
-    if corpus not in RECIPES:
-        raise ValueError(f"unknown corpus {corpus!r}: choose one of {', '.join(RECIPES)}")
-    module = importlib.import_module(f"emoprep.corpus.{corpus.replace('-', '_')}")
-    return module.read_clips(Path(root), options)
+    return _recipe(corpus).read_clips(Path(root), options)
+
+
+def recipe_spec(corpus: str) -> RecipeSpec | None:
+    """The options `corpus` declares (its module's SPEC); None for a recipe that checks its own."""
+    return getattr(_recipe(corpus), "SPEC", None)

@@ -2,7 +2,9 @@
 
 A recipe (`emoprep.corpus.<name>`) is one module with one public entry point,
 `read_clips(root: Path, options: RecipeOptions) -> CorpusClips`, that reads the
-corpus's metadata (never its media) and returns plain records. Everything after it
+corpus's metadata (never its samples or frames; a sound file's header at most) and
+returns plain records, and one declaration, `SPEC: RecipeSpec`, of the label
+policies, class sets and settings it takes. Everything after it
 (labels table, extract, shard, splits, training) sees only these records, so no
 corpus's names or quirks travel past its recipe (lhotse's recipes are the model).
 """
@@ -19,6 +21,22 @@ from typing import Any
 # one corpus can be scored on another), and GENDERS are the shard format's: defined there once.
 from shardformat import GENDERS, SHARED_EMOTIONS  # noqa: F401 (re-exported to the recipes)
 
+# Emotion words as people write them in a labels file -> the three-letter class codes the recipes use.
+EMOTION_WORDS = {
+    **dict.fromkeys(("ang", "anger", "angry", "mad"), "ang"),
+    **dict.fromkeys(("hap", "happy", "happiness", "joy", "joyful"), "hap"),
+    **dict.fromkeys(("neu", "neutral"), "neu"),
+    **dict.fromkeys(("sad", "sadness"), "sad"),
+    **dict.fromkeys(("fea", "fear", "fearful", "afraid", "scared"), "fea"),
+    **dict.fromkeys(("dis", "disgust", "disgusted"), "dis"),
+    **dict.fromkeys(("sur", "surprise", "surprised"), "sur"),
+    **dict.fromkeys(("cal", "calm"), "cal"),
+    **dict.fromkeys(("bor", "boredom", "bored"), "bor"),
+    **dict.fromkeys(("con", "contempt"), "con"),
+    **dict.fromkeys(("exc", "excited", "excitement"), "exc"),
+    **dict.fromkeys(("fru", "frustrated", "frustration"), "fru"),
+}
+GENDER_WORDS = {"f": "F", "female": "F", "woman": "F", "m": "M", "male": "M", "man": "M"}
 CLASS_SETS = ("shared", "all")  # `--classes`: the shared four, or the corpus's full set
 REGIONS = ("left", "right", "full")  # the part of the frame that shows the speaker
 CROP_POLICIES = ("paper", "face")  # crop side: the seed paper's 224 source pixels, or from the face's size
@@ -52,7 +70,7 @@ class ClipRecord:
     """
 
     clip_id: str  # unique within the corpus; the shard key: no '.', '/' or whitespace
-    corpus: str  # the recipe's name: "iemocap", "crema-d", "ravdess", "clips"
+    corpus: str  # the recipe's name: "iemocap", "crema-d", "ravdess", "emodb", "clips", ...
     speaker: str  # unique within the corpus, file-name safe ([A-Za-z0-9]+): shards are per speaker
     gender: str | None  # "F" | "M" | None (unknown)
     emotion: str | None  # one of CorpusClips.classes, or None
@@ -104,17 +122,95 @@ class RandomSplit:
 SplitSpec = SpeakerSplit | RandomSplit
 
 
+_TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")  # what a flag setting accepts
+FLAG = ("0", "1")  # a Setting's choices when it is on or off
+
+
 @dataclass(frozen=True)
 class RecipeOptions:
     """The choices a recipe makes while reading: label policy, class set, seed, its own settings."""
 
     label_policy: str | None = None  # None: the recipe's default
     classes: str = "shared"  # one of CLASS_SETS
-    seed: int = 0  # ties between votes, random splits
+    seed: int = 0  # ties between votes
     settings: Mapping[str, str] = field(default_factory=dict)  # recipe-specific, e.g. {"improvised_only": "1"}
 
     def flag(self, name: str) -> bool:
-        return self.settings.get(name, "0").lower() in ("1", "true", "yes")
+        return self.settings.get(name, "0").lower() in _TRUE
+
+
+@dataclass(frozen=True)
+class Choice:
+    """A named value a recipe declares (a label policy, a setting's value) and what it means."""
+
+    name: str
+    help: str
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One of a recipe's own settings (`--set NAME=VALUE`): its values and its default."""
+
+    name: str
+    help: str
+    default: str
+    choices: tuple[str, ...] | None = None  # None: any text the recipe itself checks (a file name)
+
+    def normalise(self, value: str) -> str:
+        """The value as the recipe reads it; ValueError naming the setting and its choices otherwise."""
+        value = value.strip()
+        if self.choices == FLAG and value.lower() in _TRUE + _FALSE:
+            return "1" if value.lower() in _TRUE else "0"
+        if self.choices is not None and value not in self.choices:
+            raise ValueError(f"setting {self.name}={value!r}: choose one of {', '.join(self.choices)}")
+        return value
+
+
+@dataclass(frozen=True)
+class RecipeSpec:
+    """What a recipe module declares as `SPEC`: its label policies, class sets and settings.
+
+    The command line lists it (`emoprep corpora`), and the recipe's `read_clips` begins with
+    `options = SPEC.check(options)`, so every recipe rejects a bad option alike (whoever calls
+    it) and reads its settings with their defaults filled in.
+    """
+
+    name: str  # the --corpus name
+    summary: str
+    policies: tuple[Choice, ...]  # the first is the default
+    settings: tuple[Setting, ...] = ()
+    class_sets: tuple[str, ...] = CLASS_SETS
+
+    def check(self, options: RecipeOptions) -> RecipeOptions:
+        """`options` with the policy and every setting resolved; ValueError for anything not declared."""
+        policies = [policy.name for policy in self.policies]
+        policy = options.label_policy or policies[0]
+        if policy not in policies:
+            raise ValueError(f"{self.name} has no label policy {policy!r}: choose one of {', '.join(policies)}")
+        if options.classes not in self.class_sets:
+            raise ValueError(f"{self.name} has no class set {options.classes!r}: choose one of "
+                             f"{', '.join(self.class_sets)}")
+        declared = {setting.name: setting for setting in self.settings}
+        unknown = sorted(set(options.settings) - set(declared))
+        if unknown:
+            known = ", ".join(declared) or "none"
+            raise ValueError(f"{self.name} has no setting {', '.join(unknown)} (its settings: {known})")
+        settings = {name: setting.normalise(options.settings.get(name, setting.default))
+                    for name, setting in declared.items()}
+        return RecipeOptions(label_policy=policy, classes=options.classes, seed=options.seed, settings=settings)
+
+    def describe(self) -> str:
+        """The recipe's options as `emoprep corpora` prints them."""
+        lines = [f"{self.name}: {self.summary}",
+                 f"  --classes {' | '.join(self.class_sets)}",
+                 "  --label-policy (default first):"]
+        lines += [f"    {policy.name}: {policy.help}" for policy in self.policies]
+        if self.settings:
+            lines.append("  --set NAME=VALUE:")
+        for setting in self.settings:
+            values = " | ".join(setting.choices) if setting.choices else "text"
+            lines.append(f"    {setting.name}={values} (default {setting.default}): {setting.help}")
+        return "\n".join(lines)
 
 
 @dataclass(frozen=True)

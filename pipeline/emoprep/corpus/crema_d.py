@@ -13,7 +13,7 @@ Label policies:
   the analogue of IEMOCAP's evaluator majority; a tie (`N:S`) is broken by the
   seeded draw every recipe uses (base.plurality), per clip id.
 
-Settings (`RecipeOptions.settings`): none.
+Settings: none (SPEC).
 """
 
 from __future__ import annotations
@@ -25,20 +25,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emoprep.corpus.base import (
-    CLASS_SETS,
     SHARED_EMOTIONS,
+    Choice,
     ClipRecord,
     CorpusClips,
     CorpusError,
     Problem,
     RecipeOptions,
+    RecipeSpec,
     plurality,
 )
 from emoprep.corpus.folds import actor_fold_splits
 
 CORPUS = "crema-d"
 CORPUS_FOLDER = "CREMA-D"  # the repository's name: a checkout is CREMA-D/
-POLICIES = ("intended", "perceived")
+SPEC = RecipeSpec(
+    name=CORPUS,
+    summary="CREMA-D: 91 actors, 7,442 clips, AudioWAV/ and VideoFlash/ with CSVs (docs/corpora/crema-d.md)",
+    policies=(Choice("intended", "the emotion the actor was asked to show (the file name)"),
+              Choice("perceived", "the crowd's audio-visual majority (summaryTable.csv), ties drawn per clip id")),
+)
 # The corpus's six emotion codes, in the order of their vote letters (A D F H N S): also
 # alphabetical, like the shared four, so `--classes all` extends their order.
 CODES = ("ANG", "DIS", "FEA", "HAP", "NEU", "SAD")
@@ -186,17 +192,6 @@ def perceived_code(vote: str, seed: int, clip_id: str) -> tuple[str, bool]:
     return VOTE_LETTERS[letter], tie_broken
 
 
-def _check_options(options: RecipeOptions) -> str:
-    policy = options.label_policy or "intended"
-    if policy not in POLICIES:
-        raise ValueError(f"{CORPUS} has no label policy {policy!r}: choose one of {', '.join(POLICIES)}")
-    if options.classes not in CLASS_SETS:
-        raise ValueError(f"unknown class set {options.classes!r}: choose one of {', '.join(CLASS_SETS)}")
-    if options.settings:
-        raise ValueError(f"{CORPUS} has no settings ({', '.join(options.settings)} given)")
-    return policy
-
-
 def _media_names(folder: Path, suffix: str) -> set[str] | None:
     """The clip names with a file in `folder` (one listing, no per-clip stat); None when the folder is absent."""
     if not folder.is_dir():
@@ -228,7 +223,8 @@ def read_clips(root: Path, options: RecipeOptions = RecipeOptions()) -> CorpusCl
     A clip listed without media stays a record (extract fails it, naming the file), so the labels
     table of a metadata-only copy still has every clip.
     """
-    policy = _check_options(options)
+    options = SPEC.check(options)
+    policy = options.label_policy
     files = find_metadata(Path(root))
     genders, problems = read_demographics(files.demographics)
     listed, list_problems = read_sentence_list(files.sentences)

@@ -16,13 +16,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from emoprep.corpus.base import (
+    FLAG,
     SHARED_EMOTIONS,
+    Choice,
     ClipRecord,
     CorpusClips,
     CorpusError,
     Problem,
     RandomSplit,
     RecipeOptions,
+    RecipeSpec,
+    Setting,
     SpeakerSplit,
     plurality,
 )
@@ -31,8 +35,17 @@ from emoprep.corpus.base import (
 CATEGORIES = ("neu", "hap", "sad", "ang", "exc", "fru", "sur", "fea", "dis", "oth")
 KEPT_EMOTIONS = SHARED_EMOTIONS
 CORPUS = "iemocap"
-POLICIES = ("paper", "released")
-SETTINGS = ("merge_excited", "improvised_only")  # RecipeOptions.settings this recipe understands
+SPEC = RecipeSpec(
+    name=CORPUS,
+    summary="IEMOCAP_full_release: five sessions of dyadic dialogs, split-screen video (docs/corpora/iemocap.md)",
+    policies=(Choice("paper", "the plurality of the external evaluators' votes, ties drawn per utterance id"),
+              Choice("released", "the corpus's consensus label")),
+    settings=(Setting("merge_excited", "map exc to hap before labelling", "0", FLAG),
+              Setting("improvised_only", "keep improvised dialogs only (the seed paper's protocol)", "0", FLAG)),
+    # IEMOCAP's other categories are too rare (fea 40, dis 2, sur 107) for a class each.
+    class_sets=("shared",),
+)
+POLICIES = tuple(policy.name for policy in SPEC.policies)
 
 
 @dataclass(frozen=True)
@@ -442,14 +455,9 @@ def assign_labels(corpus: Corpus, policy: LabelPolicy) -> list[LabelledUtterance
 
 
 def policy_from(options: RecipeOptions) -> LabelPolicy:
-    unknown = sorted(set(options.settings) - set(SETTINGS))
-    if unknown:
-        raise ValueError(f"IEMOCAP has no setting {', '.join(unknown)}: it knows {', '.join(SETTINGS)}")
-    if options.classes != "shared":
-        # IEMOCAP's other categories are too rare (fea 40, dis 2, sur 107) for a class each.
-        raise ValueError("IEMOCAP is labelled with the shared classes only (ang, hap, neu, sad): use --classes shared")
-    return LabelPolicy(options.label_policy or "paper", options.flag("merge_excited"),
-                       options.flag("improvised_only"), options.seed)
+    options = SPEC.check(options)
+    return LabelPolicy(options.label_policy, options.flag("merge_excited"), options.flag("improvised_only"),
+                       options.seed)
 
 
 def speaker_of(session: int, gender: str) -> str:
@@ -471,12 +479,12 @@ def clip_record(item: LabelledUtterance, corpus: Corpus, policy: LabelPolicy) ->
     )
 
 
-def splits(sessions: list[int], seed: int) -> tuple[RandomSplit | SpeakerSplit, ...]:
+def splits(sessions: list[int]) -> tuple[RandomSplit | SpeakerSplit, ...]:
     """The seed paper's random split, and one leave-one-session-out fold per session present."""
     paper = RandomSplit(
         "paper",
-        f"The seed paper's protocol: improvised dialogs only, a random 60/20/20 split of utterances "
-        f"(seed {seed}). Speakers appear in every part: not speaker independent.",
+        "The seed paper's protocol: improvised dialogs only, a random 60/20/20 split of utterances "
+        "(drawn by `emoprep shard --seed`). Speakers appear in every part: not speaker independent.",
         groups=frozenset({"impro"}),
     )
     folds = []
@@ -503,5 +511,5 @@ def read_clips(root: Path, options: RecipeOptions = RecipeOptions()) -> CorpusCl
         problems=corpus.problems, classes=KEPT_EMOTIONS,
         label_policy={"name": policy.name, "merge_excited": policy.merge_excited,
                       "improvised_only": policy.improvised_only, "seed": policy.seed},
-        splits=splits(sorted({u.session for u in corpus.utterances}), options.seed),
+        splits=splits(sorted({u.session for u in corpus.utterances})),
     )

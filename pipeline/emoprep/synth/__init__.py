@@ -1,4 +1,4 @@
-"""Synthetic corpora in IEMOCAP's, CREMA-D's and RAVDESS's exact on-disk layouts, for tests and the demo.
+"""Synthetic corpora in IEMOCAP's, CREMA-D's, RAVDESS's and EmoDB's exact on-disk layouts, for tests and the demo.
 
   plan.py         IEMOCAP: what the corpus holds: dialogs, utterances, evaluations (pure)
   signal.py       how emotion and gender show in voice and face (pure parameters)
@@ -10,6 +10,7 @@
   render.py       IEMOCAP to disk
   crema_d.py      CREMA-D: plan, CSVs, files
   ravdess.py      RAVDESS: plan, files
+  emodb.py        EmoDB: plan, wavs (audio only)
 """
 
 from emoprep.synth.face import BACKGROUNDS, LEFT_BACKGROUND, RIGHT_BACKGROUND

@@ -49,7 +49,7 @@ class ActedClip:
     voice_samples: int
     tail_samples: int  # silence after it
     voice: VoiceParams
-    face: FaceParams
+    face: FaceParams | None  # None: a corpus without video (EmoDB), whose clips are never framed
     noise_seed: int
 
     @property

@@ -41,6 +41,8 @@ VOICE_STYLES = {
     "dis": VoiceStyle(0.95, (-0.15, -0.06), (2.8, 3.4), (0.26, 0.36), (1.3, 1.6)),
     "fea": VoiceStyle(1.32, (0.04, 0.14), (5.6, 6.6), (0.14, 0.22), (1.6, 1.9)),
     "cal": VoiceStyle(0.96, (-0.06, 0.00), (2.9, 3.3), (0.12, 0.18), (1.8, 2.1)),
+    # EmoDB's boredom (audio only: no face style): low, flat, slow and dark, between calm and sad.
+    "bor": VoiceStyle(0.86, (-0.10, -0.04), (3.4, 3.9), (0.09, 0.14), (2.3, 2.6)),
 }
 
 
