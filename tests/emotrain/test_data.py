@@ -310,3 +310,17 @@ def test_tar_cut_between_samples_is_caught_by_the_index_count(tmp_path):
     assert keys_of(batches) == fake.keys["val"][:2]
     assert [str(s) for b in batches for s in b.skipped] == [
         f"{shard}: -: the tar ends after 2 of the 4 samples index.json lists (truncated?)"]
+
+
+def test_a_modality_the_set_does_not_hold_is_a_one_line_error_naming_what_it_holds(tmp_path):
+    from emotrain.data import Part, check_modality
+    from tests.emotrain.test_predict import v2_sample, write_unlabelled_set
+
+    speech = write_unlabelled_set(tmp_path, [v2_sample(f"w{i}", "a.wav", 0.0, 0.3, video=False) for i in range(2)])
+    part = Part(split="fold-1", name="train", shards=(str(speech / "clips-all-0000.tar"),), samples=2,
+                shard_samples={})
+    check_modality(part, "a")
+    for modality in ("av", "v"):
+        with pytest.raises(ShardsError, match=r"split 'fold-1' part 'train' holds audio only \(its first sample w0 "
+                                              rf"has no video\); --modality {modality} needs .*: use --modality a"):
+            check_modality(part, modality)

@@ -56,7 +56,7 @@ import shardformat
 import torch
 import webdataset as wds
 from shardformat import FRAME_SIZE, GENDERS, MAX_AUDIO_SAMPLES, MAX_STEPS, SAMPLES_PER_FRAME
-from shardformat.reader import RawSample, ShardReadError, iter_tar, read_sample, sample_json
+from shardformat.reader import RawSample, ShardReadError, iter_tar, read_meta, read_sample, sample_json
 from shardformat.sets import IndexDoc, SplitsDoc, parse_index, parse_splits
 from torch import Tensor
 
@@ -205,6 +205,31 @@ def read_index(source: ShardSource, policy: FetchPolicy, *, required: bool = Tru
         return parse_index(text)
     except ValueError as exn:
         raise ShardsError(f"{index_url}: {exn}") from exn
+
+
+def check_modality(part: Part, modality: str, policy: FetchPolicy | None = None) -> None:
+    """ShardsError, one line naming what the set holds, when its samples lack what `modality` needs.
+
+    Judged by the part's first sample (a shard set is extracted with or without video as a whole:
+    a speech corpus has no frames at all); samples that lack a member further on are skipped and named.
+    """
+    policy = policy or FetchPolicy.from_env()
+    for url in part.shards[:1]:
+        try:
+            first = next(iter(tar_samples(url, policy)), None)
+            meta = None if first is None else read_meta(first, part.emotions)
+        except (OSError, ShardReadError, ValueError):
+            return  # the loader names what is wrong with the shard; this check only knows good samples
+        if meta is None:
+            return
+        holds = [name for name, has in (("audio", meta.has_audio), ("video", meta.has_frames)) if has]
+        needs = [name for name, code in (("audio", "a"), ("video", "v")) if code in modality]
+        lacking = [name for name in needs if name not in holds]
+        if lacking:
+            usable = {("audio",): "a", ("video",): "v"}.get(tuple(holds), "av")
+            raise ShardsError(f"split {part.split!r} part {part.name!r} holds {' and '.join(holds)} only (its first "
+                              f"sample {first.key} has no {' or '.join(lacking)}); --modality {modality} needs "
+                              f"{' and '.join(needs)}: use --modality {usable}")
 
 
 # ---------------------------------------------------------------------------------------------

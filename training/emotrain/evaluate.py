@@ -18,7 +18,7 @@ import torch
 from emotrain.atomic import write_atomic
 from emotrain.checkpoint import load_checkpoint
 from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config
-from emotrain.data import Batch, ShardsError, eval_loader, read_part
+from emotrain.data import Batch, ShardsError, check_modality, eval_loader, read_part
 from emotrain.metrics import MetricSums, plot_confusion
 from emotrain.objective import (
     Objective,
@@ -99,6 +99,7 @@ def evaluate_run(
     cfg, objective, state, path = loaded.cfg, loaded.objective, loaded.state, loaded.path
     sources = shards or cfg.shards
     data = read_part(sources, split, part)
+    check_modality(data, cfg.modality)
     if data.emotions != cfg.emotions:
         where = sources if isinstance(sources, str) else ", ".join(sources)
         raise ShardsError(f"{where}: its classes are {', '.join(data.emotions)}, but {run} learnt "

@@ -42,7 +42,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from emotrain.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config, run_document, write_run_config
-from emotrain.data import Batch, batches_per_rank, eval_loader, read_part, train_loader
+from emotrain.data import Batch, batches_per_rank, check_modality, eval_loader, read_part, train_loader
 from emotrain.evaluate import evaluate_loader
 from emotrain.metrics import MetricSums, is_better, plot_curves
 from emotrain.metrics_log import TensorBoardLog, read_metrics, write_metrics
@@ -74,6 +74,7 @@ def fit(cfg: TrainConfig, *, resume: bool = False, echo: Callable[[str], None] =
     # --- data: the shard set's parts, and its classes (the emotion head's size) -----------------------
     train_part = read_part(cfg.shards, cfg.split, "train")
     val_part = read_part(cfg.shards, cfg.split, "val")
+    check_modality(train_part, cfg.modality)
     cfg = dataclasses.replace(cfg, emotions=train_part.emotions)
     run = Path(cfg.out)
     checkpoint = open_run(run, cfg, resume)  # refuses, before any work, what would overwrite or mix runs
