@@ -83,7 +83,7 @@ def stage_train_step(out: StageOutput, device, smoke: bool, work: Path) -> None:
 
     from emotrain.config import TrainConfig
     from emotrain.data import collate, decode_sample
-    from emotrain.evaluate import build_objective, prepare_for_device, score
+    from emotrain.objective import build_objective, prepare_for_device, score
 
     steps, batches, model = (10, (2,), "small") if smoke else (STEPS, BATCHES, "paper")
     rng = np.random.default_rng(0)
@@ -126,12 +126,12 @@ def stage_nvjpeg(out: StageOutput, device, smoke: bool, work: Path) -> None:
     from torchvision.io import ImageReadMode, decode_jpeg
     from train_step import shard_sample
 
-    import shardformat
+    from shardformat.reader import decode_frames
     from emotrain.data import decode_frames_batch
 
     steps, size = (10, 4) if smoke else (STEPS, 32)
     rng = np.random.default_rng(0)
-    jpegs = [shard_sample(f"k{i}", steps, rng)["frames.jpg"] for i in range(size)]
+    jpegs = [shard_sample(f"k{i}", steps, rng).members["frames.jpg"] for i in range(size)]
     tensors = [torch.frombuffer(bytearray(j), dtype=torch.uint8) for j in jpegs]
     torch.set_num_threads(1)
 
@@ -146,14 +146,14 @@ def stage_nvjpeg(out: StageOutput, device, smoke: bool, work: Path) -> None:
         return size / best
 
     out.put("setup", {"samples": size, "frames_per_sample": steps, "jpeg_bytes_per_sample": sum(map(len, jpegs)) / size})
-    out.put("cpu_pil_samples_per_s_one_core", rate(lambda: [shardformat.decode_frames(j, steps) for j in jpegs]))
+    out.put("cpu_pil_samples_per_s_one_core", rate(lambda: [decode_frames(j, steps) for j in jpegs]))
     out.put("cpu_libjpeg_turbo_samples_per_s_one_core",
             rate(lambda: [decode_jpeg(t, mode=ImageReadMode.RGB) for t in tensors]))
     lengths = [steps] * size
     out.put(f"{device.type}_batch_decode_samples_per_s",
             rate(lambda: decode_frames_batch(tensors, lengths, lengths, device)))
     on_device = decode_frames_batch(tensors, lengths, lengths, device).cpu()
-    reference = torch.from_numpy(np.stack([shardformat.decode_frames(j, steps) for j in jpegs])).permute(0, 1, 4, 2, 3)
+    reference = torch.from_numpy(np.stack([decode_frames(j, steps) for j in jpegs])).permute(0, 1, 4, 2, 3)
     out.put("max_abs_difference_vs_pil", int((on_device.int() - reference.int()).abs().max()))
 
 

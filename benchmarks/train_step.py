@@ -47,7 +47,8 @@ from emotrain.data import collate, decode_sample
 from emotrain.fftconv import next_fast_len, same_padding
 from emotrain.model import ModelConfig, build_model
 from emotrain.weighting import build_weighting
-from shardformat import FRAME_SIZE, SAMPLE_RATE, SAMPLES_PER_FRAME
+from shardformat import FRAME_SIZE, SAMPLE_KEYS, SAMPLE_RATE, SAMPLES_PER_FRAME
+from shardformat.reader import RawSample
 
 PARTS = ("data", "audio", "visual", "lstm+heads", "backward", "optimizer")
 
@@ -61,8 +62,8 @@ COMPUTE_UTILISATION = 0.40
 BANDWIDTH_UTILISATION = 0.50
 
 
-def shard_sample(key: str, steps: int, rng: np.random.Generator) -> dict:
-    """A raw sample as WebDataset yields it from a shard: JSON, FLAC and stacked-JPEG bytes."""
+def shard_sample(key: str, steps: int, rng: np.random.Generator) -> RawSample:
+    """A raw sample as the format's reader yields it from a shard: JSON, FLAC and stacked-JPEG bytes."""
     samples = steps * SAMPLES_PER_FRAME
     audio = (rng.standard_normal(samples) * 3000).astype(np.int16)
     flac = io.BytesIO()
@@ -72,11 +73,13 @@ def shard_sample(key: str, steps: int, rng: np.random.Generator) -> dict:
     frames = np.repeat(np.repeat(coarse, 8, axis=1), 8, axis=2) + rng.integers(-8, 9, (steps, FRAME_SIZE, FRAME_SIZE, 3))
     jpeg = io.BytesIO()
     Image.fromarray(frames.clip(0, 255).astype(np.uint8).reshape(steps * FRAME_SIZE, FRAME_SIZE, 3)).save(jpeg, "JPEG", quality=90)
-    meta = {"format_version": 1, "utterance_id": key, "emotion": "neu", "gender": "F", "n_samples": samples, "n_frames": steps}
-    return {"__key__": key, "json": json.dumps(meta).encode(), "flac": flac.getvalue(), "frames.jpg": jpeg.getvalue()}
+    meta = dict.fromkeys(SAMPLE_KEYS[1]) | {"format_version": 1, "utterance_id": key, "emotion": "neu",
+                                             "gender": "F", "n_samples": samples, "n_frames": steps}
+    return RawSample(key, "synthetic.tar", {"json": json.dumps(meta).encode(), "flac": flac.getvalue(),
+                                            "frames.jpg": jpeg.getvalue()})
 
 
-def timed_step(model, weighting, optimizer, raw: list[dict], modality: str) -> dict[str, float]:
+def timed_step(model, weighting, optimizer, raw: list[RawSample], modality: str) -> dict[str, float]:
     times: dict[str, float] = {}
     clock = time.perf_counter()
 
@@ -108,7 +111,7 @@ def timed_step(model, weighting, optimizer, raw: list[dict], modality: str) -> d
     return times
 
 
-def measure(config: ModelConfig, state: dict, raw: list[dict], repeat: int) -> dict[str, float]:
+def measure(config: ModelConfig, state: dict, raw: list[RawSample], repeat: int) -> dict[str, float]:
     model = build_model(config).train()
     model.load_state_dict(state)
     weighting = build_weighting("dynamic")

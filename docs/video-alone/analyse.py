@@ -20,7 +20,7 @@ from torch.nn.utils.rnn import pack_padded_sequence
 from emotrain.checkpoint import load_checkpoint
 from emotrain.config import TrainConfig
 from emotrain.data import eval_loader, read_part
-from emotrain.evaluate import build_objective, load_objective_state
+from emotrain.objective import build_objective, load_objective_state
 
 SHARDS = "data/shards"
 

@@ -13,7 +13,8 @@ nothing from emoprep, face-alignment, OpenCV or ffmpeg.
   config.py             a run's configuration (TrainConfig), checked; RUN/config.json
   checkpoint.py         checkpoints written atomically, read weights-only; atomic.py: atomic writes
   train.py              the training loop, top to bottom (fit)
-  evaluate.py           a run loaded (load_run) and scored on a part of a split
+  run_folder.py         a trained run loaded: config.json and a checkpoint, checked together (load_run)
+  evaluate.py           a run scored on a part of a split
   predict.py            probabilities for decoded samples and for shards (Predictor, predict_shards);
                         prediction_table.py: the tables and timelines emotrain predict writes
   experiment.py         the paper's Table 1 / Figure 2 over every fold x configuration x seed, in one command;

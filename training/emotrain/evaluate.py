@@ -16,19 +16,10 @@ from pathlib import Path
 import torch
 
 from emotrain.atomic import write_atomic
-from emotrain.checkpoint import load_checkpoint
-from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config
 from emotrain.data import Batch, ShardsError, check_modality, eval_loader, read_part
 from emotrain.metrics import MetricSums, plot_confusion
-from emotrain.objective import (
-    Objective,
-    add_losses,
-    build_objective,
-    load_objective_state,
-    prepare_for_device,
-    resolve_device,
-    score,
-)
+from emotrain.objective import Objective, add_losses, prepare_for_device, resolve_device, score
+from emotrain.run_folder import load_run
 
 
 def evaluate_loader(objective: Objective, batches: Iterable[Batch], device: torch.device,
@@ -54,37 +45,6 @@ class EvalResult:
     metrics: dict
     json_path: Path
     png_path: Path
-
-
-def checkpoint_path(run: Path, checkpoint: str) -> Path:
-    return run / f"{checkpoint}.pt" if checkpoint in ("best", "last") else Path(checkpoint)
-
-
-@dataclass(frozen=True)
-class LoadedRun:
-    cfg: TrainConfig
-    objective: Objective  # on the CPU, weights from the checkpoint
-    state: dict  # the checkpoint
-    path: Path  # of the checkpoint
-
-
-def load_run(run: Path, checkpoint: str = "best") -> LoadedRun:
-    """A run's configuration and one of its checkpoints, checked to belong together (weights_only loading).
-
-    Raises ConfigError or CheckpointError with a one-line reason: no run folder, a config.json
-    that is not JSON, a checkpoint that is corrupt, or written by another configuration.
-    """
-    run = Path(run)
-    try:
-        cfg = TrainConfig.from_dict(read_run_config(run)["train"])
-    except (ValueError, KeyError, TypeError) as exn:  # bad JSON, or a document without "train"
-        raise ConfigError(f"{run / 'config.json'}: not a run configuration ({exn})") from exn
-    path = checkpoint_path(run, checkpoint)
-    state = load_checkpoint(path)
-    check_same_run(state["config"], cfg, str(path))
-    objective = build_objective(cfg, from_checkpoint=True)
-    load_objective_state(objective, state, path)
-    return LoadedRun(cfg, objective, state, path)
 
 
 def evaluate_run(

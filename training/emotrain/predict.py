@@ -48,7 +48,7 @@ from emotrain.config import TrainConfig
 from emotrain.data import (
     Batch, Example, Part, ShardsError, Sources, as_sources, collate, eval_loader, example_of, read_index, read_part,
 )
-from emotrain.evaluate import load_run
+from emotrain.run_folder import load_run
 from emotrain.model import GENDERS, EmotionGenderNet
 from emotrain.objective import resolve_device
 from emotrain.sources import FetchPolicy
