@@ -125,27 +125,27 @@ def test_runs_spread_over_processes_then_collected(tmp_path):
     shards = make_folds(tmp_path / "shards", folds=3, family="actor")
     out = tmp_path / "cv"
     only = ("--split", "actor", "--configs", "UM-dynamic-A")
-    spread = run(shards, out, *only, "--folds", "1,actor-3", "--train-only")
+    spread = run(shards, out, *only, "--folds", "1,actor-3", "--mode", "train")
     assert spread.exit_code == 0, spread.output
     assert spread.output.count(": trained;") == 2 and not (out / "table.md").exists()
     assert not (out / "actor-2").exists()
 
-    partial = run(shards, out, *only, "--collect")
+    partial = run(shards, out, *only, "--mode", "collect")
     assert partial.exit_code == 0, partial.output
     assert "missing: actor-2 UM-dynamic-A seed 0" in partial.output
     assert "**Incomplete**: 1 run(s)" in (out / "table.md").read_text()
     assert json.loads((out / "table.json").read_text())["rows"][0]["runs"] == 2
 
-    run(shards, out, *only, "--folds", "2", "--train-only")
+    run(shards, out, *only, "--folds", "2", "--mode", "train")
     last = (out / "actor-1" / "UM-dynamic-A" / "seed-0" / "last.pt").stat().st_mtime_ns
-    complete = run(shards, out, *only, "--collect")
+    complete = run(shards, out, *only, "--mode", "collect")
     assert complete.exit_code == 0, complete.output
     assert complete.output.count(": collected;") == 3 and "missing" not in complete.output
     assert (out / "actor-1" / "UM-dynamic-A" / "seed-0" / "last.pt").stat().st_mtime_ns == last
     assert "Incomplete" not in (out / "table.md").read_text()
     assert len((out / "provenance.jsonl").read_text().splitlines()) == 4
 
-    other = run(shards, out, *only, "--collect", "--lr", "0.5")
+    other = run(shards, out, *only, "--mode", "collect", "--lr", "0.5")
     assert other.exit_code != 0 and "lr: saved 0.001, now 0.5" in other.output
 
 
@@ -160,8 +160,8 @@ def test_split_names_and_families_are_resolved_or_refused(tmp_path):
         resolve_folds(shards, "actor", ("4",))
     with pytest.raises(ConfigError, match="single split"):
         resolve_folds(shards, "actor-2", ("1",))
-    refused = run(shards, tmp_path / "out", "--split", "actor", "--train-only", "--collect")
-    assert refused.exit_code != 0 and "exclude each other" in refused.output
+    refused = run(shards, tmp_path / "out", "--split", "actor", "--mode", "both")
+    assert refused.exit_code != 0 and "Invalid value for '--mode'" in refused.output
 
 
 def test_table_shows_the_spread_over_runs():

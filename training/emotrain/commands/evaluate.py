@@ -6,7 +6,7 @@ import click
 from shardformat import PARTS
 
 from emotrain.checkpoint import CheckpointError
-from emotrain.commands.options import SHARDS_HELP, shards_option
+from emotrain.commands.options import SHARDS_HELP, read_options, shards_option
 from emotrain.config import DEVICES, ConfigError
 from emotrain.data import SampleError, ShardsError
 from emotrain.evaluate import evaluate_run
@@ -24,8 +24,7 @@ from emotrain.evaluate import evaluate_run
 @click.option("--out", type=click.Path(dir_okay=False), default=None,
               help="Metrics JSON to write (default: RUN/eval-<split>-<part>.json); the PNG goes beside it.")
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=None, help="Default: the run's.")
-@click.option("--workers", type=click.IntRange(0), default=2, show_default=True)
+@read_options
 @click.option("--strict", is_flag=True, help="Stop at the first corrupt sample instead of skipping it.")
 def evaluate(run: str, **options) -> None:
     """Score a checkpoint of a run on one part of a split: WA, UA, macro-F1, gender accuracy, NLLs.

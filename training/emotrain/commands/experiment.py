@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import dataclasses
 import shlex
 from pathlib import Path
 
 import click
 
 from emotrain.checkpoint import CheckpointError
-from emotrain.commands.options import shards_option
-from emotrain.config import DEVICES, MODEL_NAMES, ConfigError, TrainConfig
+from emotrain.commands.options import shards_option, training_options
+from emotrain.config import ConfigError, TrainConfig
 from emotrain.data import SampleError, ShardsError
-from emotrain.experiment import run_experiment
+from emotrain.experiment import MODES, run_experiment
 from emotrain.experiment_plan import CONFIGURATIONS
 from emotrain.train import NonFiniteLoss
 
-DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 NAMES = [c.name for c in CONFIGURATIONS]
 
 
@@ -56,26 +54,18 @@ def full_command(ctx: click.Context) -> str:
               help="A split in splits.json (paper), or a family of folds: loso runs loso-1, loso-2, ...")
 @click.option("--folds", default=None, callback=split_folds,
               help="Only these folds of the family, by number or name: 1,3 or loso-1,loso-3 (default: all).")
-@click.option("--model", type=click.Choice(MODEL_NAMES), default=DEFAULTS["model"], show_default=True)
-@click.option("--epochs", type=click.IntRange(1), default=DEFAULTS["epochs"], show_default=True)
 @click.option("--seeds", type=click.IntRange(1), default=1, show_default=True,
               help="Seeds per fold and configuration (--seed, --seed + 1, ...).")
-@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True, help="First seed.")
 @click.option("--configs", "names", multiple=True, type=click.Choice(NAMES),
               help="Train only these configurations (repeatable; default: all six).")
-@click.option("--batch-size", type=click.IntRange(1), default=DEFAULTS["batch_size"], show_default=True)
-@click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True)
-@click.option("--lr-step", type=click.IntRange(1), default=DEFAULTS["lr_step"], show_default=True)
-@click.option("--device", type=click.Choice(DEVICES), default=DEFAULTS["device"], show_default=True)
-@click.option("--workers", type=click.IntRange(0), default=DEFAULTS["workers"], show_default=True)
-@click.option("--visual-weights", default=None, help="imagenet, or a path to ResNet-50 weights (default: random).")
-@click.option("--train-only", is_flag=True,
-              help="Train and score this process's runs, write no reports (to spread runs over machines).")
-@click.option("--collect", is_flag=True,
-              help="Train nothing: gather the finished runs into the reports, naming the missing ones.")
+@click.option("--mode", type=click.Choice(MODES), default="all", show_default=True,
+              help="all: train what is missing, then report; train: train and score this process's runs, write "
+                   "no reports (to spread runs over machines); collect: train nothing, gather the finished runs "
+                   "into the reports, naming the missing ones.")
+@training_options
 @click.pass_context
 def experiment(ctx: click.Context, shards: str, out: str, seeds: int, names: tuple[str, ...], folds: tuple[str, ...],
-               train_only: bool, collect: bool, **options) -> None:
+               mode: str, **options) -> None:
     """Train UM-dynamic-A, UM-dynamic-V, MM-static, MM-dynamic (the paper's Table 1) and
     MM-uncertainty, MM-dwa on every fold of --split with the same data, epochs and seeds; write
     OUT/table.md (mean ± std over folds and seeds, paired tests), table.json, README.md,
@@ -89,12 +79,9 @@ def experiment(ctx: click.Context, shards: str, out: str, seeds: int, names: tup
       emotrain experiment --shards shards --out runs/table1 --split paper --configs MM-static --configs MM-dynamic
     \b
     Spread over machines sharing OUT (one fold per process), then gather:
-      emotrain experiment --shards shards --out runs/loso --split loso --folds 1 --train-only --device cuda
-      emotrain experiment --shards shards --out runs/loso --split loso --collect
+      emotrain experiment --shards shards --out runs/loso --split loso --folds 1 --mode train --device cuda
+      emotrain experiment --shards shards --out runs/loso --split loso --mode collect
     """
-    if train_only and collect:
-        raise click.UsageError("--train-only and --collect exclude each other")
-    mode = "train" if train_only else "collect" if collect else "all"
     chosen = [c for c in CONFIGURATIONS if not names or c.name in names]
     try:
         base = TrainConfig(shards=shards, out=out, **options)
@@ -103,7 +90,7 @@ def experiment(ctx: click.Context, shards: str, out: str, seeds: int, names: tup
         raise click.ClickException(str(exn)) from exn
     runs = f"{len(results)} run(s) of {len(chosen)} configuration(s) x {seeds} seed(s)"
     if mode == "train":
-        click.echo(f"{runs} trained and scored in {out}/; gather them with --collect")
+        click.echo(f"{runs} trained and scored in {out}/; gather them with --mode collect")
         return
     click.echo((Path(out) / "table.md").read_text(encoding="utf-8"))
     click.echo(f"{runs}: reports in {out}/ (table.md, table.json, README.md, fig2.png, folds.png, weights.png)")

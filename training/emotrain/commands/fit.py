@@ -2,19 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 
 import click
 
 from emotrain import train
 from emotrain.checkpoint import CheckpointError
-from emotrain.commands.options import decode_frames_option, shards_option
-from emotrain.config import AUDIO_CONVS, DEVICES, MODEL_NAMES, WEIGHTINGS, ConfigError, TrainConfig
+from emotrain.commands.options import DEFAULTS, shards_option, training_options
+from emotrain.config import WEIGHTINGS, ConfigError, TrainConfig
 from emotrain.data import MODALITIES, SampleError, ShardsError
-from emotrain.metrics import SELECTABLE
-
-DEFAULTS = {f.name: f.default for f in dataclasses.fields(TrainConfig)}
 
 
 def parse_weights(ctx: click.Context, param: click.Parameter, value: str) -> tuple[float, float]:
@@ -23,13 +19,6 @@ def parse_weights(ctx: click.Context, param: click.Parameter, value: str) -> tup
     except ValueError:
         raise click.BadParameter(f"{value!r}: give two numbers, emotion,gender (e.g. 0.5,0.5)") from None
     return emotion, gender
-
-
-def parse_select(ctx: click.Context, param: click.Parameter, value: str) -> str:
-    metric = value.removeprefix("val_")
-    if metric not in SELECTABLE:
-        raise click.BadParameter(f"{value!r} is not one of {', '.join(SELECTABLE)}")
-    return metric
 
 
 @click.command()
@@ -43,34 +32,8 @@ def parse_select(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Joint loss weighting; dynamic is the paper's.")
 @click.option("--static-weights", default="0.5,0.5", show_default=True, callback=parse_weights,
               help="emotion,gender weights for --weighting static.")
-@click.option("--model", type=click.Choice(MODEL_NAMES), default=DEFAULTS["model"], show_default=True,
-              help="paper: the paper's network; small: a narrow twin for CPUs and tests.")
-@click.option("--audio-conv", type=click.Choice(AUDIO_CONVS), default=DEFAULTS["audio_conv"], show_default=True,
-              help="How the 4,000-tap audio convolution is computed.")
-@click.option("--visual-weights", default=None, help="imagenet, or a path to ResNet-50 weights (default: random).")
-@click.option("--epochs", type=click.IntRange(1), default=DEFAULTS["epochs"], show_default=True)
-@click.option("--batch-size", type=click.IntRange(1), default=DEFAULTS["batch_size"], show_default=True,
-              help="Per process. The paper used 1.")
-@click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True, help="Adam's learning rate.")
-@click.option("--lr-step", type=click.IntRange(1), default=DEFAULTS["lr_step"], show_default=True,
-              help="Multiply the learning rate by --lr-gamma every this many epochs.")
-@click.option("--lr-gamma", type=float, default=DEFAULTS["lr_gamma"], show_default=True)
-@click.option("--grad-clip", type=float, default=DEFAULTS["grad_clip"], show_default=True,
-              help="Clip the gradient's global norm to this.")
-@click.option("--device", type=click.Choice(DEVICES), default=DEFAULTS["device"], show_default=True)
-@click.option("--workers", type=click.IntRange(0), default=DEFAULTS["workers"], show_default=True,
-              help="Data loader processes per training process.")
-@click.option("--seed", type=int, default=DEFAULTS["seed"], show_default=True)
-@click.option("--select", default=DEFAULTS["select"], show_default=True, callback=parse_select,
-              help=f"Validation metric that picks best.pt, one of {', '.join(SELECTABLE)} (a val_ prefix is "
-                   "accepted; losses: lower is better, the others: higher).")
-@click.option("--shuffle-buffer", type=click.IntRange(1), default=DEFAULTS["shuffle_buffer"], show_default=True,
-              help="Samples in the shuffle buffer (raw, ~0.5 MB each) per loader process.")
-@click.option("--tensorboard", is_flag=True,
-              help="Also write the metrics as TensorBoard events in OUT/tensorboard/ (tensorboard --logdir OUT).")
+@training_options
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
-@click.option("--strict", is_flag=True, help="Stop at the first corrupt sample instead of skipping it.")
-@decode_frames_option
 def fit(resume: bool, **options) -> None:
     """Train the emotion + gender model on one split; write checkpoints and metrics to --out.
 

@@ -9,7 +9,7 @@ import click
 from shardformat import PARTS
 
 from emotrain.checkpoint import CheckpointError
-from emotrain.commands.options import shards_option
+from emotrain.commands.options import read_options, shards_option
 from emotrain.config import DEVICES, ConfigError
 from emotrain.data import ShardsError
 from emotrain.predict import DROPS, FILLS, Predictor, predict_shards, select_shards
@@ -34,8 +34,7 @@ SOME_FAILED = 3
 @click.option("--split", default=None, help="Only one split's part of a labelled set (default: every shard).")
 @click.option("--part", type=click.Choice(PARTS), default="test", show_default=True, help="The part of --split.")
 @click.option("--timeline", is_flag=True, help="Also a PNG per video of the emotion probabilities over time.")
-@click.option("--batch-size", type=click.IntRange(1), default=16, show_default=True)
-@click.option("--workers", type=click.IntRange(0), default=0, show_default=True, help="Loader processes decoding shards.")
+@read_options
 @click.option("--device", type=click.Choice(DEVICES), default="auto", show_default=True)
 @click.option("--fill", type=click.Choice(FILLS), default="mean", show_default=True,
               help="What stands in for a missing modality: the branch's mean features (docs/prediction.md), "
