@@ -169,7 +169,7 @@ def test_a_stopped_server_is_named_before_any_work(tiny, serve, tmp_path, monkey
 def test_a_connection_cut_mid_shard_is_retried_and_gives_each_sample_once(tiny, serve):
     server = serve(tiny.root, cut_first=True)
     part = read_part(server.url, "paper", "val", QUICK_FAILURE)
-    batches = list(eval_loader(part, modality="av", batch_size=3, policy=QUICK_FAILURE))
+    batches = list(eval_loader(part, modality="av", batch_size=3))
     assert [k for b in batches for k in b.keys] == tiny.keys["val"]
     assert not [s for b in batches for s in b.skipped]
     assert len(server.tar_requests) == 2 * len(tiny.shards["val"])  # every shard cut once, then read whole
@@ -192,7 +192,7 @@ def test_a_server_that_never_answers_times_out():
 def test_pipe_sources_read_like_the_folder_and_a_failing_command_is_named(tiny, tmp_path):
     part = read_part(f"pipe:cat {tiny.root}/", "paper", "val", QUICK_FAILURE)
     assert part.shards[0] == f"pipe:cat {tiny.root}/{tiny.shards['val'][0]}"
-    keys = [k for b in eval_loader(part, modality="a", batch_size=4, policy=QUICK_FAILURE) for k in b.keys]
+    keys = [k for b in eval_loader(part, modality="a", batch_size=4) for k in b.keys]
     assert keys == tiny.keys["val"]
     with pytest.raises(ShardsError, match=r"`cat /nonexistent/splits.json` exited with status 1: cat: "):
         read_part("pipe:cat /nonexistent/", "paper", "val", QUICK_FAILURE)
@@ -241,7 +241,7 @@ def test_a_shard_missing_on_the_server_is_named_and_not_retried(tiny, serve, tmp
         (served / name).write_bytes((tiny.root / name).read_bytes())
     server = serve(served)
     part = read_part(server.url, "paper", "val", QUICK_FAILURE)
-    batches = list(eval_loader(part, modality="a", batch_size=4, policy=QUICK_FAILURE))
+    batches = list(eval_loader(part, modality="a", batch_size=4))
     assert [str(s) for b in batches for s in b.skipped] == [
         f"{server.url}{tiny.shards['val'][0]}: -: not found: {server.url}{tiny.shards['val'][0]}: HTTP 404 Not Found"]
     assert [k for b in batches for k in b.keys] == tiny.keys["val"][4:]

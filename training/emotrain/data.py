@@ -98,6 +98,7 @@ class Part:
     shard_samples: dict[str, int]  # path -> samples, from index.json (shards it lists)
     emotions: tuple[str, ...] = shardformat.SHARED_EMOTIONS  # the shard set's classes, in label order
     weights: Mapping[str, float] = field(default_factory=dict)  # path -> its source's weight (absent: 1)
+    policy: FetchPolicy = field(default_factory=FetchPolicy)  # how its remote shards are fetched (fetch_policy())
 
 
 Sources = str | Path | ShardSource | Sequence[str | Path | ShardSource]
@@ -116,16 +117,22 @@ def as_sources(sources: Sources) -> list[ShardSource]:
     return parsed
 
 
+def fetch_policy() -> FetchPolicy:
+    """The fetch policy of this process (EMOTRAIN_FETCH_* or the defaults), built where a part is read:
+    the Part carries it to the loaders."""
+    try:
+        return FetchPolicy.from_env()
+    except ValueError as exn:
+        raise ShardsError(str(exn)) from exn
+
+
 def read_part(sources: Sources, split: str, part: str, policy: FetchPolicy | None = None) -> Part:
     """One part of one split over one or several shard sets (folders or URL prefixes), checked.
 
     Several sources are one part: their shards together, each drawn with its source's weight
     in training; their class lists must agree (labels are indices into them).
     """
-    try:
-        policy = policy or FetchPolicy.from_env()
-    except ValueError as exn:
-        raise ShardsError(str(exn)) from exn
+    policy = policy or fetch_policy()
     parts = [(source, read_source_part(source, split, part, policy)) for source in as_sources(sources)]
     (first, one), rest = parts[0], parts[1:]
     for source, other in rest:
@@ -140,7 +147,7 @@ def read_part(sources: Sources, split: str, part: str, policy: FetchPolicy | Non
     return Part(split=split, name=part, shards=shards, samples=sum(p.samples for _, p in parts),
                 shard_samples={url: n for _, p in parts for url, n in p.shard_samples.items()},
                 emotions=one.emotions,
-                weights={url: s.weight for s, p in parts if s.weight != 1.0 for url in p.shards})
+                weights={url: s.weight for s, p in parts if s.weight != 1.0 for url in p.shards}, policy=policy)
 
 
 def read_splits(source: ShardSource, policy: FetchPolicy) -> SplitsDoc:
@@ -207,16 +214,15 @@ def read_index(source: ShardSource, policy: FetchPolicy, *, required: bool = Tru
         raise ShardsError(f"{index_url}: {exn}") from exn
 
 
-def check_modality(part: Part, modality: str, policy: FetchPolicy | None = None) -> None:
+def check_modality(part: Part, modality: str) -> None:
     """ShardsError, one line naming what the set holds, when its samples lack what `modality` needs.
 
     Judged by the part's first sample (a shard set is extracted with or without video as a whole:
     a speech corpus has no frames at all); samples that lack a member further on are skipped and named.
     """
-    policy = policy or FetchPolicy.from_env()
     for url in part.shards[:1]:
         try:
-            first = next(iter(tar_samples(url, policy)), None)
+            first = next(iter(tar_samples(url, part.policy)), None)
             meta = None if first is None else read_meta(first, part.emotions)
         except (OSError, ShardReadError, ValueError):
             return  # the loader names what is wrong with the shard; this check only knows good samples
@@ -509,7 +515,7 @@ class ReadShards:
 
     on_error: ErrorPolicy = "raise"
     shard_samples: dict[str, int] = field(default_factory=dict)
-    policy: FetchPolicy = field(default_factory=FetchPolicy.from_env)
+    policy: FetchPolicy = field(default_factory=FetchPolicy)
 
     def __call__(self, shards: Iterable[dict]) -> Iterator[dict | Skipped]:
         unfetchable = 0
@@ -638,7 +644,7 @@ def batches_per_rank(part: Part, batch_size: int, world_size: int) -> int:
 def train_loader(
     part: Part, *, modality: str, batch_size: int, epoch: int, seed: int, rank: int = 0,
     world_size: int = 1, workers: int = 0, shuffle_buffer: int = 1000, on_error: ErrorPolicy = "skip",
-    pin_memory: bool = False, frames_on: str = "loader", policy: FetchPolicy | None = None,
+    pin_memory: bool = False, frames_on: str = "loader",
 ) -> wds.WebLoader:
     """One epoch of training batches: exactly batches_per_rank(...) on every rank, order fixed by (seed, epoch).
 
@@ -649,7 +655,7 @@ def train_loader(
     weights = tuple(part.weights.get(url, 1.0) for url in part.shards)
     pipeline = wds.DataPipeline(
         ResampleShards(part.shards, weights, seed=epoch_seed, rank=rank),
-        ReadShards(on_error, part.shard_samples, policy or FetchPolicy.from_env()),
+        ReadShards(on_error, part.shard_samples, part.policy),
         ShuffleSamples(shuffle_buffer, seed=epoch_seed, rank=rank),
         Decode(modality, on_error, part.emotions, frames_on),
         Batcher(batch_size),
@@ -661,7 +667,7 @@ def train_loader(
 def eval_loader(
     part: Part, *, modality: str, batch_size: int, rank: int = 0, world_size: int = 1, workers: int = 0,
     on_error: ErrorPolicy = "skip", pin_memory: bool = False, frames_on: str = "loader",
-    policy: FetchPolicy | None = None, labelled: bool = True,
+    labelled: bool = True,
 ) -> wds.WebLoader:
     """Every sample of the part exactly once over all ranks; this rank's share, in shard order per worker.
 
@@ -670,7 +676,7 @@ def eval_loader(
     pipeline = wds.DataPipeline(
         wds.SimpleShardList(list(part.shards)),
         wds.split_by_worker,
-        ReadShards(on_error, part.shard_samples, policy or FetchPolicy.from_env()),
+        ReadShards(on_error, part.shard_samples, part.policy),
         KeepEvery(rank, world_size),
         Decode(modality, on_error, part.emotions, frames_on, labelled),
         Batcher(batch_size),

@@ -33,13 +33,12 @@ import click
 
 from emotrain.checkpoint import load_checkpoint
 from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config
-from emotrain.data import ShardsError, Sources, as_sources, read_splits
+from emotrain.data import ShardsError, Sources, as_sources, fetch_policy, read_splits
 from emotrain.evaluate import evaluate_run
 from emotrain.experiment_plan import CONFIGURATIONS, Configuration, Folds, RunResult, Unit, plan_units
 from emotrain.experiment_report import write_reports
 from emotrain.metrics_log import read_metrics
 from emotrain.provenance import record_invocation
-from emotrain.sources import FetchPolicy
 from emotrain.train import fit
 
 MODES = ("all", "train", "collect")
@@ -53,11 +52,7 @@ def resolve_folds(shards: Sources, split: str, chosen: Sequence[str] = ()) -> Fo
     """
     source = as_sources(shards)[0]
     splits_file = source.url_of("splits.json")
-    try:
-        policy = FetchPolicy.from_env()
-    except ValueError as exn:
-        raise ShardsError(str(exn)) from exn
-    names = list(read_splits(source, policy).splits)
+    names = list(read_splits(source, fetch_policy()).splits)
     pattern = re.compile(rf"{re.escape(split)}-(\d+)")
     members = sorted((int(m.group(1)), name) for name in names if (m := pattern.fullmatch(name)))
     if split in names:

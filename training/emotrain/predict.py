@@ -46,12 +46,12 @@ from torch import Tensor
 from emotrain.atomic import atomic_path
 from emotrain.config import TrainConfig
 from emotrain.data import (
-    Batch, Example, Part, ShardsError, Sources, as_sources, collate, eval_loader, example_of, read_index, read_part,
+    Batch, Example, Part, ShardsError, Sources, as_sources, collate, eval_loader, example_of, fetch_policy, read_index,
+    read_part,
 )
 from emotrain.run_folder import load_run
 from emotrain.model import GENDERS, EmotionGenderNet
 from emotrain.objective import resolve_device
-from emotrain.sources import FetchPolicy
 
 FILL_SAMPLES = 128  # training samples the branch means average over
 FILLS = ("mean", "zeros")
@@ -284,7 +284,7 @@ def select_shards(sources: Sources, split: str | None = None, part: str | None =
     """
     if split is not None:
         return read_part(sources, split, part or "test")
-    policy = FetchPolicy.from_env()
+    policy = fetch_policy()
     counts: dict[str, int] = {}
     missing: list[str] = []
     emotions: tuple[str, ...] | None = None
@@ -303,7 +303,7 @@ def select_shards(sources: Sources, split: str | None = None, part: str | None =
     if missing:
         raise ShardsError(f"{len(missing)} shard file(s) missing, e.g. {missing[0]}; re-run `emoprep shard`")
     return Part(split="", name="all", shards=tuple(counts), samples=sum(counts.values()), shard_samples=counts,
-                emotions=emotions or shardformat.SHARED_EMOTIONS)
+                emotions=emotions or shardformat.SHARED_EMOTIONS, policy=policy)
 
 
 @dataclass(frozen=True)
