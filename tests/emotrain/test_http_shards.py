@@ -199,16 +199,16 @@ def test_pipe_sources_read_like_the_folder_and_a_failing_command_is_named(tiny, 
 
 
 @pytest.mark.parametrize("spec, location, weight, url", [
-    ("shards", "shards", 1.0, "shards/a.tar"),
-    ("file:///data/set@0.5", "file:///data/set", 0.5, "/data/set/a.tar"),
-    ("http://host:8080", "http://host:8080", 1.0, "http://host:8080/a.tar"),  # a port is not a weight
-    ("http://host:8080/x/@2", "http://host:8080/x/", 2.0, "http://host:8080/x/a.tar"),
-    ("s3://bucket/set", "s3://bucket/set", 1.0, "s3://bucket/set/a.tar"),
-    ("pipe:curl -s http://h/set/@.25", "pipe:curl -s http://h/set/", 0.25, "pipe:curl -s http://h/set/a.tar"),
+    ("shards", "shards", 1.0, "shards/s1-all-0000.tar"),
+    ("file:///data/set@0.5", "file:///data/set", 0.5, "/data/set/s1-all-0000.tar"),
+    ("http://host:8080", "http://host:8080", 1.0, "http://host:8080/s1-all-0000.tar"),  # a port is not a weight
+    ("http://host:8080/x/@2", "http://host:8080/x/", 2.0, "http://host:8080/x/s1-all-0000.tar"),
+    ("s3://bucket/set", "s3://bucket/set", 1.0, "s3://bucket/set/s1-all-0000.tar"),
+    ("pipe:curl -s http://h/set/@.25", "pipe:curl -s http://h/set/", 0.25, "pipe:curl -s http://h/set/s1-all-0000.tar"),
 ])
 def test_sources_parse_weights_and_join_names_as_strings(spec, location, weight, url):
     source = parse_source(spec)
-    assert (source.location, source.weight, source.url_of("a.tar")) == (location, weight, url)
+    assert (source.location, source.weight, source.url_of("s1-all-0000.tar")) == (location, weight, url)
 
 
 def test_object_stores_map_to_their_command_line_tools():
