@@ -1,4 +1,5 @@
-"""Small shard folders in format v1 (shards/README.md), written with tarfile, soundfile and PIL only.
+"""Small shard folders in the current format, v2 (shards/README.md; v1 on request), written with tarfile,
+soundfile and PIL only.
 
 Written independently of emoprep, from the contract alone, so emotrain's tests also check that
 the contract is enough to feed emotrain. The samples carry a learnable signal:
@@ -43,18 +44,19 @@ class FakeUtterance:
     n_frames: int
 
 
-def utterance_json(utt: FakeUtterance, *, format_version: int = 1) -> dict:
+def utterance_json(utt: FakeUtterance, *, format_version: int = 2) -> dict:
     """The `<key>.json` object of the contract, with plausible values for the fields emotrain ignores."""
     session = int(utt.key[3:5])
     dialog = utt.key.rsplit("_", 1)[0]
-    return {
-        "format_version": format_version, "utterance_id": utt.key, "session": session,
-        "dialog": dialog, "improvised": True, "gender": utt.gender, "emotion": utt.emotion,
-        "released_label": utt.emotion, "votes": {utt.emotion: 3}, "tie_broken": False,
-        "label_policy": "paper", "speaker_side": "left", "start": 0.0,
-        "end": utt.n_samples / RATE, "n_samples": utt.n_samples, "n_frames": utt.n_frames,
-        "face_ratio": 1.0, "detector": "fixed",
-    }
+    common = {"format_version": format_version, "utterance_id": utt.key, "gender": utt.gender, "emotion": utt.emotion,
+              "label_policy": "paper", "start": 0.0, "end": utt.n_samples / RATE, "n_samples": utt.n_samples,
+              "n_frames": utt.n_frames, "face_ratio": 1.0, "detector": "fixed"}
+    if format_version == 1:
+        return common | {"session": session, "dialog": dialog, "improvised": True, "released_label": utt.emotion,
+                         "votes": {utt.emotion: 3}, "tie_broken": False, "speaker_side": "left"}
+    return common | {"corpus": "iemocap", "speaker": f"ses{session}{utt.gender}", "corpus_label": utt.emotion,
+                     "group": "impro", "source": f"Session{session}/{dialog}.avi", "region": "left",
+                     "extra": {"dialog": dialog}}
 
 
 def audio_for(utt: FakeUtterance, rng: np.random.Generator) -> np.ndarray:
@@ -88,10 +90,10 @@ def encode_frames(frames: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def sample_members(utt: FakeUtterance, rng: np.random.Generator) -> dict[str, bytes]:
+def sample_members(utt: FakeUtterance, rng: np.random.Generator, format_version: int = 2) -> dict[str, bytes]:
     """Member suffix -> bytes, in the contract's order."""
     return {
-        "json": json.dumps(utterance_json(utt)).encode(),
+        "json": json.dumps(utterance_json(utt, format_version=format_version)).encode(),
         "flac": encode_flac(audio_for(utt, rng)),
         "frames.jpg": encode_frames(frames_for(utt, rng)),
     }
@@ -123,6 +125,7 @@ def make_shards(
     split: str = "paper",
     seconds: tuple[float, float] = (0.4, 0.8),
     seed: int = 0,
+    format_version: int = 2,
 ) -> FakeShards:
     """Write one split whose part P has len(parts[P]) shards holding parts[P][i] samples each.
 
@@ -156,17 +159,19 @@ def make_shards(
                     n_samples=n_samples, n_frames=n_frames,
                 )
                 counts[utt.emotion][gender] += 1
-                samples.append((utt.key, sample_members(utt, rng)))
+                samples.append((utt.key, sample_members(utt, rng, format_version)))
                 keys[part].append(utt.key)
             write_tar(root / name, samples)
             shard_names[part].append(name)
             index.append({"file": name, "samples": size, "bytes": (root / name).stat().st_size,
                           "sha256": ""})
         split_parts[part] = {"shards": shard_names[part], "samples": sum(sizes), "counts": counts}
-    splits = {"format_version": 1, "seed": seed,
+    classes = {} if format_version == 1 else {"classes": {"emotion": list(EMOTIONS), "gender": list(GENDERS)}}
+    splits = {"format_version": format_version, "seed": seed, **classes,
               "splits": {split: {"description": "fake shards for tests", **split_parts}}}
     (root / "splits.json").write_text(json.dumps(splits, indent=1))
-    (root / "index.json").write_text(json.dumps({"format_version": 1, "shards": index}, indent=1))
+    (root / "index.json").write_text(json.dumps({"format_version": format_version, "shards": index, **classes},
+                                                indent=1))
     return FakeShards(root=root, keys=keys, shards=shard_names)
 
 

@@ -324,3 +324,10 @@ def test_a_modality_the_set_does_not_hold_is_a_one_line_error_naming_what_it_hol
         with pytest.raises(ShardsError, match=r"split 'fold-1' part 'train' holds audio only \(its first sample w0 "
                                               rf"has no video\); --modality {modality} needs .*: use --modality a"):
             check_modality(part, modality)
+
+
+def test_a_version_1_set_still_reads_with_the_shared_four(tmp_path):
+    old = make_shards(tmp_path, {"val": [3, 2]}, seconds=(0.2, 0.3), format_version=1)
+    part = read_part(old.root, "paper", "val")
+    assert part.emotions == ("ang", "hap", "neu", "sad")
+    assert sorted(keys_of(eval_loader(part, modality="av", batch_size=2))) == sorted(old.keys["val"])
