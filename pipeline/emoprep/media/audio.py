@@ -24,6 +24,7 @@ from shardformat import SAMPLE_RATE
 
 from emoprep.atomic import write_bytes
 from emoprep.media.bad_input import BadInput
+from emoprep.media.container import seeks_well
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 
 _TAIL_SECONDS = 0.1  # decoded past a window's end, then cut off (read_audio_stream)
@@ -81,7 +82,9 @@ def read_audio_stream(
     32-bit float WAV (a temporary file, so the header tells rate and channels), and the
     downmix and resampling are read_waveform's (resample_poly's anti-aliasing FIR), so a
     video's soundtrack and a sentence wav are converted alike. Seeking is ffmpeg's input
-    seek, which decodes from the previous packet and drops samples up to `start`.
+    seek, which decodes from the previous packet and drops samples up to `start`; in a
+    container that seeks badly (Flash video, emoprep.media.container) the stream is
+    decoded from its start instead and the samples before `start` dropped on output.
     Raises AudioError naming the file: "no audio stream", "unreadable audio", "empty audio".
     """
     path = Path(path)
@@ -93,11 +96,13 @@ def read_audio_stream(
     # No seek at 0: `-ss 0` makes ffmpeg drop an AAC stream's first frame (1,024 samples) with its priming.
     window = (["-ss", f"{start:.6f}"] if start > 0 else []) + (
         [] if duration is None else ["-t", f"{duration + _TAIL_SECONDS:.6f}"])
+    # Before `-i` the window is a seek; after it (an output option) ffmpeg decodes from 0 and drops up to start.
+    seek, cut = (window, []) if start <= 0 or seeks_well(path) else ([], window)
     with tempfile.TemporaryDirectory(prefix="emoprep-audio-") as folder:
         wav = Path(folder) / "stream.wav"
         result = subprocess.run(
-            [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *window, "-i", str(path),
-             "-map", "0:a:0", "-vn", "-c:a", "pcm_f32le", "-f", "wav", str(wav)],
+            [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *seek, "-i", str(path),
+             "-map", "0:a:0", "-vn", *cut, "-c:a", "pcm_f32le", "-f", "wav", str(wav)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         message = result.stderr.decode("utf-8", "replace").strip()
