@@ -3,7 +3,7 @@
 For every kept clip (one with a class under the recipe's label policy), whatever the corpus:
 
     WORK/audio/<speaker>/<utt>.flac      16 kHz mono 16-bit, at most 6 s, not padded
-    WORK/frames/<speaker>/<utt>.npy      (T, 96, 96, 3) uint8 face crops at 25 fps
+    WORK/frames/<speaker>/<utt>.npy      (T, 96, 96, 3) uint8 face crops at 25 fps (none for an audio-only clip)
     WORK/records/<speaker>/<utt>.json    what happened, written LAST: the "done" marker
     WORK/manifest.parquet                the labels table + records, rebuilt at the end of each run
 
@@ -12,6 +12,10 @@ every utterance that has one (a failed record too, unless retry_failed), so
 a run killed at any moment is finished by running it again. Bad input
 (missing or unreadable media, windows past the video's end) becomes a
 record with its reason and never stops the run; anything else is a bug and does.
+
+A clip without a video (video_path None: a speech corpus) is an audio-only sample:
+its audio alone is read, no video is opened and no face detector is built for it
+(a worker builds its detector on its first clip with a video).
 """
 
 from __future__ import annotations
@@ -38,7 +42,7 @@ from emoprep.atomic import atomic_path, is_temporary, write_bytes
 from emoprep.corpus.base import ClipRecord, CorpusClips
 from emoprep.labels import labels_table
 from emoprep.media.audio import (
-    MAX_SAMPLES, SAMPLE_RATE, AudioError, Waveform, read_audio_stream, read_waveform, write_flac,
+    MAX_SAMPLES, SAMPLE_RATE, SOUND_FILES, AudioError, Waveform, read_audio_stream, read_waveform, write_flac,
 )
 from emoprep.media.bad_input import BadInput
 from emoprep.media.face_track import (
@@ -51,7 +55,6 @@ from emoprep.media.video import FACE_SIZE, FPS, HalfGeometry, frames_in_window, 
 # A recipe's `crop`: "paper" keeps the seed paper's fixed source side; "face" scales the crop to
 # the followed face, so near and far faces (full frames of any size) are framed alike.
 CROP_POLICIES = {"paper": CropPolicy(), "face": CropPolicy(face_scale=PAPER_FACE_SCALE)}
-SOUND_FILES = (".wav", ".flac", ".ogg")  # read by soundfile directly; any other audio source goes through ffmpeg
 
 MAX_SECONDS = MAX_SAMPLES / SAMPLE_RATE  # the window: 6 s of audio and of video
 # Detect on every 10th frame (2.5 a second); the track interpolates and smooths between. On real talking
@@ -62,6 +65,7 @@ SMOOTH_SIGMA = 2.5  # frames (0.1 s): removes detector jitter, keeps real head m
 CONFIG_FILE = "extract.json"
 LOCK_FILE = ".extract.lock"
 MANIFEST = "manifest.parquet"
+NO_DETECTOR = "none"  # the record's detector for an audio-only clip: no face was looked for
 
 
 class ExtractError(Exception):
@@ -178,15 +182,20 @@ def work_paths(utterance_id: str, folder: str) -> dict[str, str]:
 @dataclass(frozen=True)
 class _Media:
     waveform: Waveform | None  # None: the video has no audio stream (a video-only sample)
-    crops: np.ndarray
-    face_ratio: float
+    crops: np.ndarray | None  # None: an audio-only clip
+    face_ratio: float | None  # None: an audio-only clip (no frame was looked at)
     warnings: tuple[str, ...]
 
 
 def extract_utterance(job: Job, work: Path, detector_name: str, detector: FaceDetector | None) -> Record:
-    """Extract one utterance into WORK and write its record (last). Bad input gives a failed record."""
+    """Extract one utterance into WORK and write its record (last). Bad input gives a failed record.
+
+    An audio-only job (no video_path) never uses `detector`, and its record names NO_DETECTOR.
+    """
     started = time.perf_counter()
     paths = work_paths(job.utterance_id, job.folder)
+    if job.video_path is None:
+        detector_name = NO_DETECTOR
     try:
         media = _extract_media(job, detector)
     except BadInput as error:  # AudioError, VideoError and the checks below
@@ -197,11 +206,14 @@ def extract_utterance(job: Job, work: Path, detector_name: str, detector: FaceDe
         if media.waveform is not None:
             write_flac(work / paths["audio"], media.waveform.samples)
             audio_path, n_samples = paths["audio"], len(media.waveform.samples)
-        with atomic_path(work / paths["frames"]) as temporary, open(temporary, "wb") as out:
-            np.save(out, media.crops, allow_pickle=False)
+        frames_path, n_frames = None, 0
+        if media.crops is not None:
+            with atomic_path(work / paths["frames"]) as temporary, open(temporary, "wb") as out:
+                np.save(out, media.crops, allow_pickle=False)
+            frames_path, n_frames = paths["frames"], len(media.crops)
         record = Record(
-            job.utterance_id, "ok", None, "; ".join(media.warnings) or None, audio_path, paths["frames"],
-            n_samples, len(media.crops), media.face_ratio, detector_name, seconds=0.0,
+            job.utterance_id, "ok", None, "; ".join(media.warnings) or None, audio_path, frames_path,
+            n_samples, n_frames, media.face_ratio, detector_name, seconds=0.0,
         )
     record = replace(record, seconds=round(time.perf_counter() - started, 4))
     write_bytes(work / paths["record"], (json.dumps(asdict(record), indent=1) + "\n").encode())
@@ -209,9 +221,12 @@ def extract_utterance(job: Job, work: Path, detector_name: str, detector: FaceDe
 
 
 def read_audio(job: Job) -> Waveform:
-    """The utterance's first 6 s of audio: a sound file as it is, or a window of any file's audio stream."""
-    if job.audio_window is None and Path(job.audio_path).suffix.lower() in SOUND_FILES:
-        return read_waveform(job.audio_path)
+    """The utterance's first 6 s of audio: a sound file or a window of it, or a window of any file's audio stream."""
+    if Path(job.audio_path).suffix.lower() in SOUND_FILES:
+        if job.audio_window is None:
+            return read_waveform(job.audio_path)
+        start, end = job.audio_window
+        return read_waveform(job.audio_path, start, end - start)
     start, end = job.audio_window or (0.0, None)
     seconds = MAX_SECONDS if end is None else min(end - start, MAX_SECONDS)
     return read_audio_stream(job.audio_path, start, seconds)
@@ -221,7 +236,9 @@ def _extract_media(job: Job, detector: FaceDetector | None) -> _Media:
     if job.end is not None and not job.end > job.start:
         raise BadInput("zero-length utterance", f"{job.utterance_id} starts at {job.start} s and ends at {job.end} s")
     if job.video_path is None:
-        raise BadInput("no video", f"{job.utterance_id} has no video file")
+        waveform = read_audio(job)
+        note = waveform.conversion_note()
+        return _Media(waveform, None, None, () if note is None else (note,))
     warnings = []
     try:
         waveform = read_audio(job)
@@ -283,6 +300,7 @@ def _init_worker(work: str, spec: DetectorSpec) -> None:
     """Once per worker process (and in-process for --workers 1): one thread each, one detector each.
 
     One thread also makes the detectors' results independent of the machine's core count.
+    The detector itself is built on the worker's first clip with a video (_detector).
     """
     import cv2
 
@@ -291,12 +309,21 @@ def _init_worker(work: str, spec: DetectorSpec) -> None:
         import torch
 
         torch.set_num_threads(1)
-    _WORKER.update(work=Path(work), name=spec.name, detector=build_detector(spec))
+    _WORKER.clear()
+    _WORKER.update(work=Path(work), spec=spec)
+
+
+def _detector() -> FaceDetector | None:
+    """The worker's detector, built on first need: an audio-only run never loads a network."""
+    if "detector" not in _WORKER:
+        _WORKER["detector"] = build_detector(_WORKER["spec"])
+    return _WORKER["detector"]
 
 
 def _run_job(job: Job) -> Record:
     try:
-        return extract_utterance(job, _WORKER["work"], _WORKER["name"], _WORKER["detector"])
+        detector = None if job.video_path is None else _detector()
+        return extract_utterance(job, _WORKER["work"], _WORKER["spec"].name, detector)
     except Exception as error:
         raise RuntimeError(f"{job.utterance_id}: unexpected {type(error).__name__} while extracting: {error}") from error
 
@@ -407,10 +434,12 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
             f"({', '.join(clips.classes)}) under policy {clips.label_policy.get('name')} "
             f"({len(clips.clips)} utterances read, {len(clips.problems)} problems)"
         )
-    try:
-        spec = resolve(options.detector)
-    except DetectorUnavailable as error:
-        raise ExtractError(str(error)) from None
+    spec = options.detector
+    if any(clip.video_path is not None for clip in kept):  # no weights are looked for where no face will be
+        try:
+            spec = resolve(spec)
+        except DetectorUnavailable as error:
+            raise ExtractError(str(error)) from None
 
     work = options.work
     with _locked(work, options.part):

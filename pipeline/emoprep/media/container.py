@@ -25,6 +25,7 @@ from emoprep.media.ffmpeg_bin import ffmpeg_exe
 # ffmpeg's demuxer names (as `ffmpeg -i` prints them) of the containers that seek badly.
 SEEKS_BADLY = frozenset({"flv"})
 _FORMATS = re.compile(r"^Input #0, (.+?), from '", re.MULTILINE)
+_DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 
 
 @functools.lru_cache(maxsize=64)
@@ -45,6 +46,21 @@ def formats(text: str) -> tuple[str, ...]:
     """The demuxer names a header gives ("mov", "mp4", ... for an MP4; "flv"); () when it names none."""
     found = _FORMATS.search(text)
     return () if found is None else tuple(name.strip() for name in found.group(1).split(","))
+
+
+def duration(text: str) -> float | None:
+    """The container's duration in seconds from a header (an estimate for a damaged file); None when it gives none."""
+    found = _DURATION.search(text)
+    if found is None:
+        return None
+    hours, minutes, seconds = found.groups()
+    return int(hours) * 3600 + int(minutes) * 60 + float(seconds)
+
+
+def last_line(text: str) -> str:
+    """ffmpeg's last word on a file: the line a message about it quotes."""
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return lines[-1] if lines else ""
 
 
 def seeks_well(path: str | Path) -> bool:

@@ -32,7 +32,7 @@ import numpy as np
 from shardformat import FPS, FRAME_SIZE  # the format's frame rate and crop size, defined once
 
 from emoprep.media.bad_input import BadInput
-from emoprep.media.container import header, seeks_well
+from emoprep.media.container import duration, header, last_line, seeks_well
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 
 CROP_SIDE = 224  # the face crop in source pixels (the seed paper's)
@@ -103,7 +103,6 @@ def frames_in_window(seconds: float) -> int:
 
 
 _DIMENSIONS = re.compile(r"Stream #\S+.*?: Video: .*?\b(\d{2,5})x(\d{2,5})\b")
-_DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 
 
 def parse_header(text: str) -> VideoInfo | None:
@@ -111,12 +110,7 @@ def parse_header(text: str) -> VideoInfo | None:
     dimensions = _DIMENSIONS.search(text)
     if dimensions is None:
         return None
-    duration = _DURATION.search(text)
-    seconds = None
-    if duration is not None:
-        hours, minutes, secs = duration.groups()
-        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
-    return VideoInfo(width=int(dimensions.group(1)), height=int(dimensions.group(2)), duration=seconds)
+    return VideoInfo(width=int(dimensions.group(1)), height=int(dimensions.group(2)), duration=duration(text))
 
 
 def probe(path: str) -> VideoInfo:
@@ -126,7 +120,7 @@ def probe(path: str) -> VideoInfo:
     text = header(path)
     info = parse_header(text)
     if info is None or info.width < 2 or info.height < 1:
-        raise VideoError("unreadable video", f"{path}: {_last_line(text) or 'ffmpeg found no video stream'}")
+        raise VideoError("unreadable video", f"{path}: {last_line(text) or 'ffmpeg found no video stream'}")
     return info
 
 
@@ -172,7 +166,7 @@ def read_window(path: str, start: float, seconds: float, half: HalfGeometry) -> 
         returncode = process.wait()
         if returncode != 0:
             errors.seek(0)
-            message = _last_line(errors.read().decode("utf-8", "replace"))
+            message = last_line(errors.read().decode("utf-8", "replace"))
             raise VideoError("unreadable video", f"{path} at {start:.3f} s: ffmpeg exited {returncode}: {message}")
     return frames[:count]
 
@@ -187,7 +181,3 @@ def _read_exactly(stream, buffer: memoryview) -> bool:
         filled += got
     return True
 
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""
