@@ -6,6 +6,7 @@ For every kept clip (one with a class under the recipe's label policy), whatever
     WORK/frames/<speaker>/<utt>.npy      (T, 96, 96, 3) uint8 face crops at 25 fps (none for an audio-only clip)
     WORK/records/<speaker>/<utt>.json    what happened, written LAST: the "done" marker
     WORK/manifest.parquet                the labels table + records, rebuilt at the end of each run
+    WORK/problems.csv                    what the recipe left out (path, line, utterance_id, reason), with it
 
 Every file is written atomically. A record is final: a resumed run skips
 every utterance that has one (a failed record too, unless retry_failed), so
@@ -20,7 +21,9 @@ its audio alone is read, no video is opened and no face detector is built for it
 
 from __future__ import annotations
 
+import csv
 import fcntl
+import io
 import json
 import math
 import multiprocessing
@@ -39,7 +42,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from emoprep.atomic import atomic_path, is_temporary, write_bytes
-from emoprep.corpus.base import ClipRecord, CorpusClips
+from emoprep.corpus.base import ClipRecord, CorpusClips, Problem
 from emoprep.labels import labels_table
 from emoprep.media.audio import (
     MAX_SAMPLES, SAMPLE_RATE, SOUND_FILES, AudioError, Waveform, read_audio_stream, read_waveform, write_flac,
@@ -65,6 +68,7 @@ SMOOTH_SIGMA = 2.5  # frames (0.1 s): removes detector jitter, keeps real head m
 CONFIG_FILE = "extract.json"
 LOCK_FILE = ".extract.lock"
 MANIFEST = "manifest.parquet"
+PROBLEMS = "problems.csv"
 NO_DETECTOR = "none"  # the record's detector for an audio-only clip: no face was looked for
 
 
@@ -463,6 +467,7 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
                 bar.update(1)
         if options.part is None:
             manifest = write_manifest(work, clips, kept, records)
+            write_problems(work, clips.problems)
         else:
             manifest = work / MANIFEST
             kept = share_of(kept, options.part)
@@ -499,6 +504,17 @@ def write_manifest(work: Path, clips: CorpusClips, kept: list[ClipRecord], recor
     path = work / MANIFEST
     with atomic_path(path) as temporary:
         pq.write_table(manifest_table(clips, kept, records), temporary)
+    return path
+
+
+def write_problems(work: Path, problems: Iterable[Problem]) -> Path:
+    """WORK/problems.csv: the recipe's problems, so that what never became a clip is on record beside the manifest."""
+    text = io.StringIO()
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(["path", "line", "utterance_id", "reason"])
+    writer.writerows([p.path, "" if p.line is None else p.line, p.utterance_id or "", p.reason] for p in problems)
+    path = work / PROBLEMS
+    write_bytes(path, text.getvalue().encode("utf-8"))
     return path
 
 
