@@ -1,14 +1,8 @@
 """A corpus's clip records -> a WORK folder of per-utterance waveforms and face crops, resumably and in parallel.
 
-For every kept clip (one with a class under the recipe's label policy), whatever the corpus:
-
-    WORK/audio/<speaker>/<utt>.flac      16 kHz mono 16-bit, at most 6 s, not padded
-    WORK/frames/<speaker>/<utt>.npy      (T, 96, 96, 3) uint8 face crops at 25 fps (none for an audio-only clip)
-    WORK/records/<speaker>/<utt>.json    what happened, written LAST: the "done" marker
-    WORK/manifest.parquet                the labels table + records, rebuilt at the end of each run
-    WORK/problems.csv                    what the recipe left out (path, line, utterance_id, reason), with it
-
-Every file is written atomically. A record is final: a resumed run skips
+For every kept clip (one with a class under the recipe's label policy), whatever the corpus,
+its waveform, face crops and record go into WORK (emoprep.work: the layout), and each run
+ends by rebuilding WORK's manifest. Every file is written atomically. A record is final: a resumed run skips
 every utterance that has one (a failed record too, unless retry_failed), so
 a run killed at any moment is finished by running it again. Bad input
 (missing or unreadable media, windows past the video's end) becomes a
@@ -21,9 +15,7 @@ its audio alone is read, no video is opened and no face detector is built for it
 
 from __future__ import annotations
 
-import csv
 import fcntl
-import io
 import json
 import math
 import multiprocessing
@@ -33,16 +25,14 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ContextManager
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from emoprep.atomic import atomic_path, is_temporary, write_bytes
-from emoprep.corpus.base import ClipRecord, CorpusClips, Problem
+from emoprep.corpus.base import ClipRecord, CorpusClips
 from emoprep.labels import labels_table
 from emoprep.media.audio import (
     MAX_SAMPLES, SAMPLE_RATE, SOUND_FILES, AudioError, Waveform, read_audio_stream, read_waveform, write_flac,
@@ -54,6 +44,8 @@ from emoprep.media.face_track import (
 )
 from emoprep.media.faces import DetectorSpec, DetectorUnavailable, FaceDetector, build_detector, resolve
 from emoprep.media.video import FACE_SIZE, FPS, HalfGeometry, frames_in_window, half_geometry, probe, read_window
+from emoprep.work import CONFIG_FILE, LOCK_FILE, MANIFEST, Record, read_record, work_paths, write_manifest, \
+    write_problems, write_record
 
 # A recipe's `crop`: "paper" keeps the seed paper's fixed source side; "face" scales the crop to
 # the followed face, so near and far faces (full frames of any size) are framed alike.
@@ -65,10 +57,6 @@ MAX_SECONDS = MAX_SAMPLES / SAMPLE_RATE  # the window: 6 s of audio and of video
 # benchmarks/faces.py) and halves the CNN's cost: extraction 2.8x the decode floor, not 4.4x.
 DETECT_EVERY = 10
 SMOOTH_SIGMA = 2.5  # frames (0.1 s): removes detector jitter, keeps real head motion
-CONFIG_FILE = "extract.json"
-LOCK_FILE = ".extract.lock"
-MANIFEST = "manifest.parquet"
-PROBLEMS = "problems.csv"
 NO_DETECTOR = "none"  # the record's detector for an audio-only clip: no face was looked for
 
 
@@ -94,35 +82,6 @@ class Job:
     def of(cls, clip: ClipRecord) -> Job:
         return cls(clip.clip_id, clip.speaker, clip.audio_path, clip.audio_window, clip.video_path,
                    clip.start, clip.end, clip.region, clip.crop)
-
-
-@dataclass(frozen=True)
-class Record:
-    """What extraction did for one utterance; WORK/records/<speaker>/<utt>.json, and its manifest columns."""
-
-    utterance_id: str
-    status: str  # "ok" | "failed"
-    error: str | None  # "<kind>: <detail>" when failed
-    warning: str | None  # "; "-joined notes on an ok utterance (short video, resampled audio, no face found)
-    audio_path: str | None  # relative to WORK; None when failed
-    frames_path: str | None
-    n_samples: int | None
-    n_frames: int | None
-    face_ratio: float | None  # sampled frames with a detection / sampled frames
-    detector: str
-    seconds: float  # time spent on it
-
-    @property
-    def error_kind(self) -> str | None:
-        return None if self.error is None else self.error.split(":", 1)[0]
-
-
-RECORD_FIELDS = tuple(f.name for f in fields(Record))
-_RECORD_TYPES = {
-    "utterance_id": pa.string(), "status": pa.string(), "error": pa.string(), "warning": pa.string(),
-    "audio_path": pa.string(), "frames_path": pa.string(), "n_samples": pa.int64(), "n_frames": pa.int64(),
-    "face_ratio": pa.float64(), "detector": pa.string(), "seconds": pa.float64(),
-}
 
 
 @dataclass(frozen=True)
@@ -174,15 +133,6 @@ def _no_progress(length: int) -> ContextManager[Any]:
 
 # ---------------------------------------------------------------- one utterance
 
-def work_paths(utterance_id: str, folder: str) -> dict[str, str]:
-    """Where an utterance's files live, relative to WORK."""
-    return {
-        "audio": f"audio/{folder}/{utterance_id}.flac",
-        "frames": f"frames/{folder}/{utterance_id}.npy",
-        "record": f"records/{folder}/{utterance_id}.json",
-    }
-
-
 @dataclass(frozen=True)
 class _Media:
     waveform: Waveform | None  # None: the video has no audio stream (a video-only sample)
@@ -220,7 +170,7 @@ def extract_utterance(job: Job, work: Path, detector_name: str, detector: FaceDe
             n_samples, n_frames, media.face_ratio, detector_name, seconds=0.0,
         )
     record = replace(record, seconds=round(time.perf_counter() - started, 4))
-    write_bytes(work / paths["record"], (json.dumps(asdict(record), indent=1) + "\n").encode())
+    write_record(work, job.folder, record)
     return record
 
 
@@ -351,15 +301,6 @@ def _run_jobs(jobs: list[Job], work: Path, spec: DetectorSpec, workers: int) -> 
 
 # ---------------------------------------------------------------- the run
 
-def read_record(path: Path) -> Record | None:
-    """A record file, or None when it is absent or not a record (then the utterance is done again)."""
-    try:
-        data = json.loads(path.read_text())
-        return Record(**{name: data[name] for name in RECORD_FIELDS})
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
 def share_of(items: list, part: tuple[int, int] | None) -> list:
     """Part K of N of a list: items K-1, K-1+N, K-1+2N, ... (every part gets a mix of speakers)."""
     if part is None:
@@ -466,7 +407,7 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
                 audio_s += (record.n_samples or 0) / SAMPLE_RATE
                 bar.update(1)
         if options.part is None:
-            manifest = write_manifest(work, clips, kept, records)
+            manifest = write_manifest(work, labels_table(clips, kept), records)
             write_problems(work, clips.problems)
         else:
             manifest = work / MANIFEST
@@ -488,34 +429,6 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
         corpus_problems=len(clips.problems),
         part=options.part,
     )
-
-
-def manifest_table(clips: CorpusClips, kept: list[ClipRecord], records: dict[str, Record]) -> pa.Table:
-    """labels_table's columns for the kept clips, then each one's record, sorted by utterance id."""
-    table = labels_table(clips, kept)
-    rows = [records[uid] for uid in table.column("utterance_id").to_pylist()]
-    for name in RECORD_FIELDS[1:]:
-        table = table.append_column(pa.field(name, _RECORD_TYPES[name]),
-                                    pa.array([getattr(r, name) for r in rows], _RECORD_TYPES[name]))
-    return table
-
-
-def write_manifest(work: Path, clips: CorpusClips, kept: list[ClipRecord], records: dict[str, Record]) -> Path:
-    path = work / MANIFEST
-    with atomic_path(path) as temporary:
-        pq.write_table(manifest_table(clips, kept, records), temporary)
-    return path
-
-
-def write_problems(work: Path, problems: Iterable[Problem]) -> Path:
-    """WORK/problems.csv: the recipe's problems, so that what never became a clip is on record beside the manifest."""
-    text = io.StringIO()
-    writer = csv.writer(text, lineterminator="\n")
-    writer.writerow(["path", "line", "utterance_id", "reason"])
-    writer.writerows([p.path, "" if p.line is None else p.line, p.utterance_id or "", p.reason] for p in problems)
-    path = work / PROBLEMS
-    write_bytes(path, text.getvalue().encode("utf-8"))
-    return path
 
 
 def failure_limit(max_failures: str, utterances: int) -> int:

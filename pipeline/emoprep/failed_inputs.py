@@ -26,9 +26,9 @@ from pathlib import Path
 import pyarrow.parquet as pq
 
 from emoprep.atomic import write_bytes
-from emoprep.extract import MANIFEST, PROBLEMS
 from emoprep.labels import corpus_metadata
 from emoprep.shard import relative_source
+from emoprep.work import MANIFEST, PROBLEMS
 
 SOME_FAILED = 3  # the exit status of `make predict` when some input gave no prediction
 

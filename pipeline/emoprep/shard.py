@@ -38,14 +38,10 @@ from shardformat import (
 from emoprep.atomic import TEMP_SUFFIX, is_temporary
 from emoprep.corpus.base import RandomSplit, SpeakerSplit, SplitSpec
 from emoprep.labels import corpus_metadata
+from emoprep.work import MANIFEST, MANIFEST_SCHEMA
 
 DEFAULT_MAX_SAMPLES_PER_SHARD = 64
 
-_MANIFEST_COLUMNS = (
-    "utterance_id", "corpus", "speaker", "gender", "emotion", "corpus_label", "group", "video_file", "start",
-    "end", "region", "extra", "label_policy", "audio_file", "status", "audio_path", "frames_path", "n_samples", "n_frames",
-    "face_ratio", "detector",
-)
 
 
 class ShardError(Exception):
@@ -129,14 +125,14 @@ class ShardSet:
 def read_manifest(work: Path) -> tuple[list[WorkItem], dict[str, Any]]:
     """The ok rows of WORK/manifest.parquet, sorted by utterance id and checked field by field,
     and the corpus's decisions from its metadata (classes, label policy, splits)."""
-    path = work / "manifest.parquet"
+    path = work / MANIFEST
     if not path.is_file():
         raise NotAWorkFolder(f"{work}: no manifest.parquet here; point --work at the folder `emoprep extract --out` wrote")
     try:
         table = pq.read_table(path)
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise ShardError(f"{path}: not a readable Parquet file ({err}); re-run emoprep extract") from err
-    missing = [c for c in _MANIFEST_COLUMNS if c not in table.column_names]
+    missing = [c for c in MANIFEST_SCHEMA.names if c not in table.column_names]
     try:
         if missing:
             raise ValueError(f"missing columns {', '.join(missing)}")
@@ -145,7 +141,7 @@ def read_manifest(work: Path) -> tuple[list[WorkItem], dict[str, Any]]:
         raise ShardError(f"{path}: {err}; was it written by this emoprep's extract? Running extract again on "
                          "the same WORK rebuilds it (finished utterances are kept)") from err
     root = Path(corpus["root"])
-    rows = table.select(list(_MANIFEST_COLUMNS)).to_pylist()
+    rows = table.select(MANIFEST_SCHEMA.names).to_pylist()
     items = [_work_item(row, path, corpus["classes"], root) for row in rows if row["status"] == "ok"]
     items.sort(key=lambda item: item.utterance_id)
     for before, after in zip(items, items[1:]):

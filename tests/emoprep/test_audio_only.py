@@ -17,8 +17,9 @@ from click.testing import CliRunner
 from emoprep import extract
 from emoprep.cli import main
 from emoprep.corpus import read_clips
-from emoprep.extract import MANIFEST, NO_DETECTOR, ExtractOptions, run_extract
+from emoprep.extract import NO_DETECTOR, ExtractOptions, run_extract
 from emoprep.media.faces import DetectorSpec
+from emoprep.work import MANIFEST
 from tests.emoprep.media_factory import _ffmpeg, tones
 
 

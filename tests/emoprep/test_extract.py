@@ -21,12 +21,10 @@ from click.testing import CliRunner
 
 from emoprep.cli import main
 from emoprep.corpus.iemocap import read_corpus
-from emoprep.extract import (
-    MANIFEST, RECORD_FIELDS, ExtractOptions, Job, extract_utterance, failure_limit, run_extract, share_of,
-)
+from emoprep.extract import ExtractOptions, Job, extract_utterance, failure_limit, run_extract, share_of
 from emoprep.corpus.base import RecipeOptions
 from emoprep.corpus.iemocap import read_clips
-from emoprep.labels import LABELS_SCHEMA
+from emoprep.work import LABELS_SCHEMA, MANIFEST, RECORD_FIELDS
 from emoprep.media.audio import MAX_SAMPLES
 from emoprep.media.faces import DetectorSpec
 from emoprep.media.video import frames_in_window, half_geometry, probe, read_window

@@ -19,12 +19,13 @@ import pytest
 
 from emoprep.corpus import read_clips
 from emoprep.corpus.base import RecipeOptions
-from emoprep.extract import MANIFEST, ExtractOptions, run_extract
+from emoprep.extract import ExtractOptions, run_extract
 from emoprep.media.audio import SAMPLE_RATE, read_audio_stream
 from emoprep.media.container import seeks_well
 from emoprep.media.faces import DetectorSpec
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 from emoprep.media.video import FACE_SIZE, frames_in_window, half_geometry, probe, read_window
+from emoprep.work import MANIFEST
 from tests.emoprep.test_real_faces import centred_share
 
 SHARED = Path(os.environ.get("EMOAV_SHARED", Path(__file__).resolve().parents[2] / ".." / "shared"))
