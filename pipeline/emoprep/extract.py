@@ -38,25 +38,13 @@ from emoprep.media.audio import (
     MAX_SAMPLES, SAMPLE_RATE, SOUND_FILES, AudioError, Waveform, read_audio_stream, read_waveform, write_flac,
 )
 from emoprep.media.bad_input import BadInput
-from emoprep.media.face_track import (
-    PAPER_FACE_SCALE, CropPolicy, FaceTrack, crop_origins, cut_crops, fixed_centre, follow_speaker, sample_frames, track_centres,
-    track_side,
-)
+from emoprep.media.face_crops import face_crops
 from emoprep.media.faces import DetectorSpec, DetectorUnavailable, FaceDetector, build_detector, resolve
-from emoprep.media.video import FACE_SIZE, FPS, HalfGeometry, frames_in_window, half_geometry, probe, read_window
+from emoprep.media.video import FPS, frames_in_window, half_geometry, probe, read_window
 from emoprep.work import CONFIG_FILE, LOCK_FILE, MANIFEST, Record, read_record, work_paths, write_manifest, \
     write_problems, write_record
 
-# A recipe's `crop`: "paper" keeps the seed paper's fixed source side; "face" scales the crop to
-# the followed face, so near and far faces (full frames of any size) are framed alike.
-CROP_POLICIES = {"paper": CropPolicy(), "face": CropPolicy(face_scale=PAPER_FACE_SCALE)}
-
 MAX_SECONDS = MAX_SAMPLES / SAMPLE_RATE  # the window: 6 s of audio and of video
-# Detect on every 10th frame (2.5 a second); the track interpolates and smooths between. On real talking
-# heads this kept every face and centred crop that every 5th frame gave (test_real_faces,
-# benchmarks/faces.py) and halves the CNN's cost: extraction 2.8x the decode floor, not 4.4x.
-DETECT_EVERY = 10
-SMOOTH_SIGMA = 2.5  # frames (0.1 s): removes detector jitter, keeps real head motion
 NO_DETECTOR = "none"  # the record's detector for an audio-only clip: no face was looked for
 
 
@@ -76,7 +64,7 @@ class Job:
     start: float
     end: float | None  # None: to the end of the video
     region: str  # "left" | "right" | "full"
-    crop: str = "paper"  # a key of CROP_POLICIES
+    crop: str = "paper"  # a key of emoprep.media.face_crops.CROP_POLICIES
 
     @classmethod
     def of(cls, clip: ClipRecord) -> Job:
@@ -218,31 +206,10 @@ def _extract_media(job: Job, detector: FaceDetector | None) -> _Media:
         warnings.append(f"video ended at {job.start + len(frames) / FPS:.2f} s: {len(frames)} of {expected} frames")
     if waveform is not None and (note := waveform.conversion_note()) is not None:
         warnings.append(note)
-    track = locate_faces(frames, detector, half, job.region, CROP_POLICIES[job.crop])
+    crops, track = face_crops(frames, detector, half, job.region, job.crop)
     if detector is not None:
         warnings.extend(track.warnings(detector.name))
-    origins = crop_origins(track.centres, track.side, half.scaled_width, half.scaled_height)
-    return _Media(waveform, cut_crops(frames, origins, track.side, FACE_SIZE), track.face_ratio, tuple(warnings))
-
-
-def locate_faces(
-    frames: np.ndarray, detector: FaceDetector | None, half: HalfGeometry, side: str,
-    policy: CropPolicy = CropPolicy(),
-) -> FaceTrack:
-    """Where to crop each frame of the scaled region: the speaker's face followed over time, or the fixed box."""
-    fixed_side = min(FACE_SIZE, half.scaled_width, half.scaled_height)
-    fixed = np.tile(fixed_centre(side, half.scaled_width, half.scaled_height), (len(frames), 1))
-    if detector is None:
-        return FaceTrack(fixed, fixed_side, 0.0, 0)
-    sampled = sample_frames(len(frames), DETECT_EVERY)
-    detections = detector.detect(frames[sampled])
-    followed = follow_speaker(detections)
-    centres = track_centres(followed, sampled, len(frames), SMOOTH_SIGMA)
-    most_faces = max((len(boxes) for boxes in detections), default=0)
-    side_px = track_side(followed, policy, fixed_side, half.scaled_width, half.scaled_height)
-    if centres is None:
-        return FaceTrack(fixed, fixed_side, 0.0, most_faces)
-    return FaceTrack(centres, side_px, sum(box is not None for box in followed) / len(sampled), most_faces)
+    return _Media(waveform, crops, track.face_ratio, tuple(warnings))
 
 
 # ---------------------------------------------------------------- workers

@@ -16,7 +16,8 @@ import pytest
 from click.testing import CliRunner
 
 from emoprep.cli import main
-from emoprep.extract import DETECT_EVERY, ExtractOptions, locate_faces, run_extract
+from emoprep.extract import ExtractOptions, run_extract
+from emoprep.media.face_crops import DETECT_EVERY, locate_faces
 from emoprep.corpus.iemocap import read_clips
 from emoprep.media.face_track import CropPolicy
 from emoprep.media.faces import Box, DetectorSpec, HaarDetector, build_detector, resolve
