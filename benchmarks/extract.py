@@ -38,7 +38,8 @@ from pathlib import Path
 from report import write_json  # benchmarks/report.py: run as scripts, beside it
 from emoprep.corpus import read_clips
 from emoprep.corpus.base import CorpusClips
-from emoprep.extract import MAX_SECONDS, ExtractOptions, run_extract
+from emoprep.extract import ExtractOptions, run_extract
+from emoprep.utterance import MAX_SECONDS
 from emoprep.media.faces import DetectorSpec
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 

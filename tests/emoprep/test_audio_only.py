@@ -14,11 +14,12 @@ import pytest
 import soundfile as sf
 from click.testing import CliRunner
 
-from emoprep import extract
+from emoprep import extract, utterance
 from emoprep.cli import main
 from emoprep.corpus import read_clips
-from emoprep.extract import NO_DETECTOR, ExtractOptions, run_extract
+from emoprep.extract import ExtractOptions, run_extract
 from emoprep.media.faces import DetectorSpec
+from emoprep.utterance import NO_DETECTOR
 from emoprep.work import MANIFEST
 from tests.emoprep.media_factory import _ffmpeg, tones
 
@@ -66,8 +67,9 @@ def test_audio_only_clips_are_extracted_without_touching_video_and_sharded_witho
     def untouchable(*args, **kwargs):
         raise AssertionError("an audio-only clip must not open video or build a face detector")
 
-    for name in ("probe", "read_window", "build_detector", "resolve"):
-        monkeypatch.setattr(extract, name, untouchable)
+    for module, name in ((utterance, "probe"), (utterance, "read_window"), (extract, "build_detector"),
+                         (extract, "resolve")):
+        monkeypatch.setattr(module, name, untouchable)
     work = tmp_path / "work"
     clips = read_clips("clips", sounds)
     summary = run_extract(ExtractOptions(clips=clips, work=work, detector=DetectorSpec("centerface"), workers=1))
