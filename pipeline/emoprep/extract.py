@@ -16,12 +16,11 @@ from __future__ import annotations
 
 import fcntl
 import json
-import math
 import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
@@ -274,39 +273,3 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
         corpus_problems=len(clips.problems),
         part=options.part,
     )
-
-
-def failure_limit(max_failures: str, utterances: int) -> int:
-    """`--max-failures`: a count ("20") or a share of the utterances ("5%", rounded down)."""
-    text = max_failures.strip()
-    try:
-        if text.endswith("%"):
-            share = float(text[:-1])
-            if not 0 <= share <= 100:
-                raise ValueError
-            return math.floor(share / 100 * utterances)
-        count = int(text)
-        if count < 0:
-            raise ValueError
-        return count
-    except ValueError:
-        raise ValueError(f"--max-failures {max_failures!r}: give a count such as 20 or a share such as 5%") from None
-
-
-def summary_lines(summary: ExtractSummary) -> Iterable[str]:
-    """The closing summary, as printed by `emoprep extract`."""
-    yield (f"{summary.utterances} utterances: {summary.ok} ok, {summary.failed} failed "
-           f"({summary.processed} extracted now, {summary.resumed} done by an earlier run)")
-    for kind, count in summary.failures.items():
-        yield f"  failed, {kind}: {count}"
-    if summary.warnings:
-        yield f"  {summary.warnings} ok with a warning (see the manifest's warning column)"
-    yield (f"wall time {summary.wall_s:.1f} s: {summary.utterances_per_s:.2f} utterances/s, "
-           f"{summary.audio_hours_per_hour:.2f} audio hours per hour")
-    if summary.corpus_problems:
-        yield f"{summary.corpus_problems} piece(s) of metadata left out by the corpus recipe (`emoprep labels` lists them)"
-    if summary.part is None:
-        yield f"manifest: {summary.manifest}"
-    else:
-        yield (f"part {summary.part[0]} of {summary.part[1]} done; no manifest yet: when every part has finished, "
-               f"run the same command once without --part to write {summary.manifest}")

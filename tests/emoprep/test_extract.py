@@ -21,7 +21,8 @@ from click.testing import CliRunner
 
 from emoprep.cli import main
 from emoprep.corpus.iemocap import read_corpus
-from emoprep.extract import ExtractOptions, failure_limit, run_extract, share_of
+from emoprep.commands.extract import failure_limit
+from emoprep.extract import ExtractOptions, run_extract, share_of
 from emoprep.utterance import Job, extract_utterance
 from emoprep.corpus.base import RecipeOptions
 from emoprep.corpus.iemocap import read_clips

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
 
 from emoprep.commands.options import corpus_options, label_options, read_corpus_clips
-from emoprep.extract import ExtractError, ExtractOptions, failure_limit, run_extract, summary_lines
+from emoprep.extract import ExtractError, ExtractOptions, ExtractSummary, run_extract
 from emoprep.media.faces import DETECTORS, DEVICES, DetectorSpec
 
 
@@ -110,3 +112,39 @@ def extract(corpus: str | None, root: str | None, iemocap: str | None, work: str
             f"{summary.failed} utterances failed, more than --max-failures {max_failures} ({allowed}); "
             "their reasons are in the manifest's error column"
         )
+
+
+def failure_limit(max_failures: str, utterances: int) -> int:
+    """`--max-failures`: a count ("20") or a share of the utterances ("5%", rounded down)."""
+    text = max_failures.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 <= share <= 100:
+                raise ValueError
+            return math.floor(share / 100 * utterances)
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return count
+    except ValueError:
+        raise ValueError(f"--max-failures {max_failures!r}: give a count such as 20 or a share such as 5%") from None
+
+
+def summary_lines(summary: ExtractSummary) -> Iterable[str]:
+    """The closing summary, as printed by `emoprep extract`."""
+    yield (f"{summary.utterances} utterances: {summary.ok} ok, {summary.failed} failed "
+           f"({summary.processed} extracted now, {summary.resumed} done by an earlier run)")
+    for kind, count in summary.failures.items():
+        yield f"  failed, {kind}: {count}"
+    if summary.warnings:
+        yield f"  {summary.warnings} ok with a warning (see the manifest's warning column)"
+    yield (f"wall time {summary.wall_s:.1f} s: {summary.utterances_per_s:.2f} utterances/s, "
+           f"{summary.audio_hours_per_hour:.2f} audio hours per hour")
+    if summary.corpus_problems:
+        yield f"{summary.corpus_problems} piece(s) of metadata left out by the corpus recipe (`emoprep labels` lists them)"
+    if summary.part is None:
+        yield f"manifest: {summary.manifest}"
+    else:
+        yield (f"part {summary.part[0]} of {summary.part[1]} done; no manifest yet: when every part has finished, "
+               f"run the same command once without --part to write {summary.manifest}")
