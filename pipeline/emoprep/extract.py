@@ -50,7 +50,7 @@ class ExtractOptions:
     workers: int
     limit: int | None = None  # only the first N kept utterances (by id)
     retry_failed: bool = False  # re-run utterances whose record says failed
-    part: tuple[int, int] | None = None  # (K, N): this machine's share, utterances K-1, K-1+N, ... (1-based K)
+    job_slice: tuple[int, int] | None = None  # (K, N): this machine's slice, utterances K-1, K-1+N, ... (1-based K)
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ class ExtractSummary:
     wall_s: float
     audio_s: float  # seconds of audio written by this run
     corpus_problems: int  # metadata the recipe left out
-    part: tuple[int, int] | None = None  # (K, N) when only a share was extracted (no manifest then)
+    job_slice: tuple[int, int] | None = None  # (K, N) when only a slice was extracted (no manifest then)
 
     @property
     def utterances_per_s(self) -> float:
@@ -145,34 +145,35 @@ def _run_jobs(jobs: list[Job], work: Path, spec: DetectorSpec, workers: int) -> 
 
 # ---------------------------------------------------------------- the run
 
-def share_of(items: list, part: tuple[int, int] | None) -> list:
-    """Part K of N of a list: items K-1, K-1+N, K-1+2N, ... (every part gets a mix of speakers)."""
-    if part is None:
+def slice_of(items: list, job_slice: tuple[int, int] | None) -> list:
+    """Slice K of N of a list: items K-1, K-1+N, K-1+2N, ... (every slice gets a mix of speakers)."""
+    if job_slice is None:
         return items
-    k, n = part
+    k, n = job_slice
     return items[k - 1::n]
 
 
 @contextmanager
-def _locked(work: Path, part: tuple[int, int] | None) -> Iterator[None]:
-    """A whole run has WORK to itself; the N parts of a job array share it, one process per part.
+def _locked(work: Path, job_slice: tuple[int, int] | None) -> Iterator[None]:
+    """A whole run has WORK to itself; the N slices of a job array share it, one process per slice.
 
     The kernel drops the locks when their process dies, even by SIGKILL.
     """
     work.mkdir(parents=True, exist_ok=True)
     with open(work / LOCK_FILE, "a") as lock:
         try:
-            fcntl.flock(lock, (fcntl.LOCK_EX if part is None else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            fcntl.flock(lock, (fcntl.LOCK_EX if job_slice is None else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ExtractError(f"{work}: another emoprep extract is running on this folder; wait for it") from None
-        if part is None:
+        if job_slice is None:
             yield
             return
-        with open(work / f"{LOCK_FILE}.{part[0]}-of-{part[1]}", "a") as own:
+        k, n = job_slice
+        with open(work / f"{LOCK_FILE}.{k}-of-{n}", "a") as own:
             try:
                 fcntl.flock(own, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ExtractError(f"{work}: part {part[0]}/{part[1]} is already being extracted") from None
+                raise ExtractError(f"{work}: slice {k}/{n} is already being extracted") from None
             yield
 
 
@@ -208,8 +209,8 @@ def _check_config(work: Path, spec: DetectorSpec, corpus: str) -> None:
 def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progress) -> ExtractSummary:
     """Extract every kept utterance not done yet, then rebuild the manifest. See the module docstring.
 
-    With options.part (K, N) only that share is extracted and no manifest is written: the N
-    parts of a job array run at once, and one plain run afterwards (which finds every record
+    With options.job_slice (K, N) only that slice is extracted and no manifest is written: the N
+    slices of a job array run at once, and one plain run afterwards (which finds every record
     and extracts nothing) writes the manifest.
     """
     started = time.perf_counter()
@@ -231,31 +232,31 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
             raise ExtractError(str(error)) from None
 
     work = options.work
-    with _locked(work, options.part):
+    with _locked(work, options.job_slice):
         _check_config(work, spec, clips.corpus)
-        if options.part is None:
-            _remove_leftovers(work)  # a part must not: another part may be writing its temporary files now
+        if options.job_slice is None:
+            _remove_leftovers(work)  # a slice must not: another slice may be writing its temporary files now
         jobs = [Job.of(clip) for clip in kept]
         records: dict[str, Record] = {}
         for job in jobs:
             record = read_record(work / work_paths(job.utterance_id, job.folder)["record"])
             if record is not None and (record.status == "ok" or not options.retry_failed):
                 records[job.utterance_id] = record
-        # The share is taken of every job, done or not, so that each part's share stays the same
+        # The slice is taken of every job, done or not, so that each slice stays the same
         # however far the others have come.
-        todo = [job for job in share_of(jobs, options.part) if job.utterance_id not in records]
+        todo = [job for job in slice_of(jobs, options.job_slice) if job.utterance_id not in records]
         audio_s = 0.0
         with progress(len(todo)) as bar:
             for record in _run_jobs(todo, work, spec, options.workers):
                 records[record.utterance_id] = record
                 audio_s += (record.n_samples or 0) / SAMPLE_RATE
                 bar.update(1)
-        if options.part is None:
+        if options.job_slice is None:
             manifest = write_manifest(work, labels_table(clips, kept), records)
             write_problems(work, clips.problems)
         else:
             manifest = work / MANIFEST
-            kept = share_of(kept, options.part)
+            kept = slice_of(kept, options.job_slice)
 
     rows = [records[clip.clip_id] for clip in kept]
     failed = [r for r in rows if r.status == "failed"]
@@ -271,5 +272,5 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
         wall_s=time.perf_counter() - started,
         audio_s=audio_s,
         corpus_problems=len(clips.problems),
-        part=options.part,
+        job_slice=options.job_slice,
     )
