@@ -20,18 +20,16 @@ from __future__ import annotations
 import argparse
 import math
 import multiprocessing
-import resource
 import sys
 import tempfile
 import time
 from concurrent.futures import ProcessPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import soundfile as sf
 
-from report import write_json  # benchmarks/report.py: run as scripts, beside it
+from report import Cost, cpu_seconds, table, write_json  # benchmarks/report.py: run as scripts, beside it
 from emoprep.corpus import read_clips
 from emoprep.corpus.base import CorpusClips
 from emoprep.extract import ExtractOptions, run_extract
@@ -40,18 +38,6 @@ from emoprep.media.faces import DetectorSpec
 RAVDESS_SPEECH = Path(__file__).resolve().parents[1] / ".." / "shared" / "real-speech" / "ravdess"
 LIMIT = 4.0  # the goal: extract within 4x of the floor
 TARGET_RATE = 16_000
-
-
-@dataclass(frozen=True)
-class Cost:
-    wall: float
-    cpu: float
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (the pools' workers)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def read_and_resample(window: tuple[str, float, float]) -> int:
@@ -117,8 +103,8 @@ def measure(folder: Path, workers: int, repeat: int) -> dict:
     }
 
 
-TABLE = ("workers", "clips", "audio_s", "floor_s", "extract_s", "ratio", "floor_cpu_s", "extract_cpu_s",
-         "cpu_ratio", "clips_per_s")
+TABLE = [(key, key, "") for key in ("workers", "clips", "audio_s", "floor_s", "extract_s", "ratio", "floor_cpu_s",
+                                     "extract_cpu_s", "cpu_ratio", "clips_per_s")]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -131,9 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     if not args.folder.is_dir():
         raise SystemExit(f"{args.folder}: no such folder (the real speech is in ../shared/real-speech/ravdess)")
     figures = measure(args.folder, args.workers, args.repeat)
-    widths = [max(len(h), len(str(figures[h]))) for h in TABLE]
-    print("  ".join(h.rjust(w) for h, w in zip(TABLE, widths)))
-    print("  ".join(str(figures[h]).rjust(w) for h, w in zip(TABLE, widths)))
+    print(table([figures], TABLE))
     within = figures["ratio"] <= LIMIT
     print(f"extract is {figures['ratio']}x the floor's wall time: {'within' if within else 'NOT within'} {LIMIT:g}x")
     write_json(args.json, {**figures, "within_limit": within}, indent=1)
