@@ -71,19 +71,20 @@ clean-demo:
 
 # A folder of videos -> predictions.csv and predictions-videos.csv, with a trained run (docs/prediction.md):
 #   make predict VIDEOS=~/my-videos RUN=data/runs/mm-dynamic [OUT=predictions.csv] [PREDICT_OPTIONS=--timeline]
-# labels (names the files that are not usable videos), extract (every window; the ones that fail are listed
-# from its manifest), shard and predict, in a temporary folder removed afterwards. The recipe's status: 0 every
-# window predicted, 3 some windows failed (in extract or predict), 1 none or an unusable run/folder; make
+# VIDEOS may hold videos and sound files (wav, flac, mp3, ogg: audio-only windows).
+# labels (names the files that are not usable), extract (every window), emoprep.failed_inputs (the files and
+# windows that gave no sample, each named), shard and predict (every input file gets a row in both tables, a
+# failed one with its reason), in a temporary folder removed afterwards. The recipe's status: 0 every window
+# predicted, 3 some inputs failed (in the recipe, extract or predict), 1 none or an unusable run/folder; make
 # itself exits 2 on any non-zero status and prints it ("Error 3").
 OUT ?= predictions.csv
 EXTRACT_OPTIONS ?= --max-failures 100%
-LIST_FAILED = import sys, pyarrow.parquet as pq; bad = [r for r in pq.read_table(sys.argv[1]).to_pylist() if r["status"] != "ok"]; [print("failed", r["utterance_id"] + ":", r["error"], file=sys.stderr) for r in bad]; sys.exit(3 if bad else 0)
 predict: install
 	@test -n "$(VIDEOS)" -a -n "$(RUN)" || { echo "usage: make predict VIDEOS=folder RUN=run-folder [OUT=predictions.csv]" >&2; exit 2; }
 	@work=$$(mktemp -d) && trap 'rm -rf "$$work"' EXIT && \
 	$(BIN)/emoprep labels --corpus clips --root "$(VIDEOS)" --out "$$work/labels.parquet" > /dev/null && \
 	$(BIN)/emoprep extract --corpus clips --root "$(VIDEOS)" --out "$$work/work" $(EXTRACT_OPTIONS) && \
-	{ $(BIN)/python -c '$(LIST_FAILED)' "$$work/work/manifest.parquet"; extract_status=$$?; } && \
+	{ $(BIN)/python -m emoprep.failed_inputs "$$work/work" "$$work/failed-inputs.csv" || test $$? -eq 3; } && \
 	$(BIN)/emoprep shard --work "$$work/work" --out "$$work/shards" && \
-	$(BIN)/emotrain predict --run "$(RUN)" --shards "$$work/shards" --out "$(OUT)" $(PREDICT_OPTIONS); \
-	status=$$?; if [ $$status -eq 0 ] && [ "$$extract_status" = 3 ]; then status=3; fi; exit $$status
+	$(BIN)/emotrain predict --run "$(RUN)" --shards "$$work/shards" --out "$(OUT)" \
+		--failed-inputs "$$work/failed-inputs.csv" $(PREDICT_OPTIONS)

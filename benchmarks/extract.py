@@ -26,33 +26,20 @@ Figures (per detector):
 from __future__ import annotations
 
 import argparse
-import resource
 import subprocess
 import sys
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
-from report import write_json  # benchmarks/report.py: run as scripts, beside it
+from report import Cost, cpu_seconds, write_json  # benchmarks/report.py: run as scripts, beside it
 from emoprep.corpus import read_clips
 from emoprep.corpus.base import CorpusClips
-from emoprep.extract import MAX_SECONDS, ExtractOptions, run_extract
+from emoprep.extract import ExtractOptions, run_extract
+from emoprep.utterance import MAX_SECONDS
 from emoprep.media.faces import DetectorSpec
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
-
-
-@dataclass(frozen=True)
-class Cost:
-    wall: float
-    cpu: float
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and of its finished children (ffmpeg, pool workers and their ffmpeg)."""
-    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def video_windows(clips: CorpusClips) -> list[tuple[str, float, float]]:

@@ -44,7 +44,7 @@ import cv2
 import numpy as np
 
 from report import table, write_json  # benchmarks/report.py: run as scripts, beside it
-from emoprep.extract import DETECT_EVERY as EVERY, SMOOTH_SIGMA as SIGMA  # measured as extract runs
+from emoprep.media.face_crops import DETECT_EVERY as EVERY, SMOOTH_SIGMA as SIGMA  # measured as extract runs
 from emoprep.media.face_track import (
     crop_origins, cut_crops, fixed_centre, follow_speaker, sample_frames, track_centres,
 )

@@ -3,10 +3,26 @@
 from __future__ import annotations
 
 import json
+import resource
 import tarfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Cost:
+    """What a measured step took: wall seconds, and CPU seconds of this process and its finished children."""
+
+    wall: float
+    cpu: float
+
+
+def cpu_seconds() -> float:
+    """CPU time of this process and of its finished children (ffmpeg, pool workers and their ffmpeg)."""
+    own, children = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
 def write_json(path: Path | None, figures: dict, indent: int = 2) -> None:

@@ -108,3 +108,53 @@ def test_a_folder_without_labels_is_extracted_whole_and_predicted(trained_run, t
     assert [(r["source"], r["true_emotion"]) for r in rows] == [("a.mp4", ""), ("b.mkv", ""), ("b.mkv", "")]
     # ffmpeg's test pattern has no face: each row says its crops are the fixed fallback, not a face.
     assert [float(r["face_ratio"]) for r in rows] == [0.0, 0.0, 0.0]
+
+
+def test_every_input_file_gets_a_row_in_the_video_table_a_failed_one_with_its_reason(trained_run, tmp_path):
+    """Videos, sound files and bad files of both kinds in one folder, through the steps `make predict` chains."""
+    import soundfile as sf
+
+    from tests.emoprep.media_factory import truncated_copy
+
+    folder = tmp_path / "inputs"
+    make_video(folder / "talk.mp4", 2.0, audio=tones(2.0, 48_000, (220.0,)), size="160x120")
+    whole = make_video(tmp_path / "whole.mp4", 8.0, audio=tones(8.0, 48_000, (300.0,)), size="160x120", faststart=True)
+    truncated_copy(whole, folder / "cut.mp4", keep=0.5)  # its second window has no audio left
+    (folder / "notes.mp4").write_text("a text file named .mp4\n")
+    sf.write(folder / "voice 8k.wav", tones(2.0, 8_000, (330.0,)), 8_000, subtype="PCM_16")
+    sf.write(folder / "hifi.flac", tones(1.0, 96_000, (330.0,)), 96_000, subtype="PCM_24")
+    sf.write(folder / "cut.wav", tones(2.0, 16_000, (330.0,)), 16_000, subtype="PCM_16")
+    (folder / "cut.wav").write_bytes((folder / "cut.wav").read_bytes()[:20_000])
+    (folder / "zero.wav").write_bytes(b"")
+    (folder / "notes.wav").write_text("a text file named .wav\n")
+
+    work, shards = tmp_path / "work", tmp_path / "shards"
+    extracted = run(emoprep, "extract", "--corpus", "clips", "--root", folder, "--out", work,
+                    "--face-detector", "haar", "--workers", "1", "--max-failures", "100%")
+    assert extracted.exit_code == 0, extracted.output
+    from emoprep.failed_inputs import SOME_FAILED, main as failed_inputs
+
+    assert failed_inputs([str(work), str(tmp_path / "failed.csv")]) == SOME_FAILED
+    assert run(emoprep, "shard", "--work", work, "--out", shards).exit_code == 0
+    out = tmp_path / "predictions.csv"
+    predicted = run(emotrain, "predict", "--run", trained_run, "--shards", shards, "--out", out, "--device", "cpu",
+                    "--failed-inputs", tmp_path / "failed.csv")
+    assert predicted.exit_code == 3, predicted.output  # some inputs failed; the rest are predicted
+    with out.with_name("predictions-videos.csv").open(newline="") as file:
+        videos = {r["source"]: r for r in csv.DictReader(file)}
+    assert set(videos) == {"talk.mp4", "cut.mp4", "notes.mp4", "voice 8k.wav", "hifi.flac", "cut.wav", "zero.wav",
+                           "notes.wav"}
+    for source in ("talk.mp4", "voice 8k.wav", "hifi.flac"):
+        assert (videos[source]["windows"], videos[source]["failed"], videos[source]["reason"]) == ("1", "0", "")
+        assert videos[source]["emotion"] in EMOTIONS
+    assert videos["voice 8k.wav"]["modalities"] == "audio"
+    assert (videos["cut.mp4"]["windows"], videos["cut.mp4"]["failed"]) == ("2", "1")
+    assert videos["cut.mp4"]["reason"].startswith("empty audio: ") and videos["cut.mp4"]["emotion"] in EMOTIONS
+    for source, reason in (("notes.mp4", "unreadable video: "), ("cut.wav", "truncated audio: "),
+                           ("zero.wav", "unreadable audio: "), ("notes.wav", "unreadable audio: ")):
+        row = videos[source]
+        assert (row["windows"], row["failed"], row["emotion"], row["p_ang"]) == ("0", "0", "", ""), row
+        assert row["reason"].startswith(reason) and source in row["reason"], row
+    with out.open(newline="") as file:
+        windows = list(csv.DictReader(file))
+    assert sum(r["status"] == "failed" for r in windows) == 5 and len(windows) == 4 + 5  # 4 windows predicted

@@ -26,7 +26,7 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
-from emoprep.extract import locate_faces  # noqa: E402
+from emoprep.media.face_crops import locate_faces  # noqa: E402
 from emoprep.media.faces import DetectorSpec, build_detector, resolve  # noqa: E402
 from emoprep.media.video import CROP_SIDE, half_geometry, probe, read_window  # noqa: E402
 from emoprep.media.face_track import fixed_centre  # noqa: E402

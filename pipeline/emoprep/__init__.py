@@ -7,8 +7,12 @@ Architecture (one module per idea):
                      media headers (probes, wav headers), never decode media
   labels.py          clip records -> the labels table (Parquet), whatever the corpus
   synth/             synthetic twins in each corpus's exact on-disk layout
-  media/             the edges: ffmpeg binary, audio and video readers, headers, face detectors and tracks
-  extract.py         per-utterance waveform + face crops into WORK, resumable
+  media/             the edges: ffmpeg binary, container and audio headers, audio and video readers, face
+                     detectors, the face track and the crops cut along it
+  work.py            the WORK folder: its layout, the per-utterance record, the manifest's one schema
+  utterance.py       one utterance's waveform + face crops (or audio alone) into WORK, then its record
+  extract.py         the extract run: every kept clip through a worker pool, locked, resumable
+  failed_inputs.py   the files and windows of a WORK folder that gave no sample, for predictions tables
   shard.py           WORK -> deterministic WebDataset shards + splits.json
   verify.py          re-hash and decode a shard set (through shardformat's one reader)
   inspection.py      counts and a contact sheet of a shard set (`emoprep inspect`)

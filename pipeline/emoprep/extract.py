@@ -1,120 +1,45 @@
-"""A corpus's clip records -> a WORK folder of per-utterance waveforms and face crops, resumably and in parallel.
+"""The extract run: a corpus's clip records -> a WORK folder, resumably and in parallel.
 
-For every kept clip (one with a class under the recipe's label policy), whatever the corpus:
+For every kept clip (one with a class under the recipe's label policy), whatever the corpus,
+a worker extracts its waveform, face crops and record into WORK (emoprep.utterance; the
+layout is emoprep.work's), and each run ends by rebuilding WORK's manifest. A record is
+final: a resumed run skips every utterance that has one (a failed record too, unless
+retry_failed), so a run killed at any moment is finished by running it again. Bad input
+becomes a record with its reason and never stops the run; anything else is a bug and does.
+A run has WORK to itself (a lock), and WORK holds one corpus and one detector's crops.
 
-    WORK/audio/<speaker>/<utt>.flac      16 kHz mono 16-bit, at most 6 s, not padded
-    WORK/frames/<speaker>/<utt>.npy      (T, 96, 96, 3) uint8 face crops at 25 fps
-    WORK/records/<speaker>/<utt>.json    what happened, written LAST: the "done" marker
-    WORK/manifest.parquet                the labels table + records, rebuilt at the end of each run
-
-Every file is written atomically. A record is final: a resumed run skips
-every utterance that has one (a failed record too, unless retry_failed), so
-a run killed at any moment is finished by running it again. Bad input
-(missing or unreadable media, windows past the video's end) becomes a
-record with its reason and never stops the run; anything else is a bug and does.
+A worker builds its face detector on its first clip with a video, so a run of audio-only
+clips never loads one (nor looks for its weights).
 """
 
 from __future__ import annotations
 
 import fcntl
 import json
-import math
 import multiprocessing
 import os
 import time
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
 from contextlib import contextmanager, nullcontext
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ContextManager
 
-import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-
-from emoprep.atomic import atomic_path, is_temporary, write_bytes
-from emoprep.corpus.base import ClipRecord, CorpusClips
+from emoprep.atomic import is_temporary, write_bytes
+from emoprep.corpus.base import CorpusClips
 from emoprep.labels import labels_table
-from emoprep.media.audio import (
-    MAX_SAMPLES, SAMPLE_RATE, AudioError, Waveform, read_audio_stream, read_waveform, write_flac,
-)
-from emoprep.media.bad_input import BadInput
-from emoprep.media.face_track import (
-    PAPER_FACE_SCALE, CropPolicy, FaceTrack, crop_origins, cut_crops, fixed_centre, follow_speaker, sample_frames, track_centres,
-    track_side,
-)
+from emoprep.media.audio import SAMPLE_RATE
 from emoprep.media.faces import DetectorSpec, DetectorUnavailable, FaceDetector, build_detector, resolve
-from emoprep.media.video import FACE_SIZE, FPS, HalfGeometry, frames_in_window, half_geometry, probe, read_window
+from emoprep.utterance import Job, extract_utterance
+from emoprep.work import CONFIG_FILE, LOCK_FILE, MANIFEST, Record, read_record, work_paths, write_manifest, \
+    write_problems
 
-# A recipe's `crop`: "paper" keeps the seed paper's fixed source side; "face" scales the crop to
-# the followed face, so near and far faces (full frames of any size) are framed alike.
-CROP_POLICIES = {"paper": CropPolicy(), "face": CropPolicy(face_scale=PAPER_FACE_SCALE)}
-SOUND_FILES = (".wav", ".flac", ".ogg")  # read by soundfile directly; any other audio source goes through ffmpeg
-
-MAX_SECONDS = MAX_SAMPLES / SAMPLE_RATE  # the window: 6 s of audio and of video
-# Detect on every 10th frame (2.5 a second); the track interpolates and smooths between. On real talking
-# heads this kept every face and centred crop that every 5th frame gave (test_real_faces,
-# benchmarks/faces.py) and halves the CNN's cost: extraction 2.8x the decode floor, not 4.4x.
-DETECT_EVERY = 10
-SMOOTH_SIGMA = 2.5  # frames (0.1 s): removes detector jitter, keeps real head motion
-CONFIG_FILE = "extract.json"
-LOCK_FILE = ".extract.lock"
-MANIFEST = "manifest.parquet"
 
 
 class ExtractError(Exception):
     """Nothing can be extracted: no kept utterance, detector unavailable, WORK in use or made otherwise."""
-
-
-@dataclass(frozen=True)
-class Job:
-    """One utterance to extract: everything a worker needs, nothing that is costly to send."""
-
-    utterance_id: str
-    folder: str  # WORK's subfolder for it: the speaker
-    audio_path: str
-    audio_window: tuple[float, float] | None  # None: the whole audio file
-    video_path: str | None
-    start: float
-    end: float | None  # None: to the end of the video
-    region: str  # "left" | "right" | "full"
-    crop: str = "paper"  # a key of CROP_POLICIES
-
-    @classmethod
-    def of(cls, clip: ClipRecord) -> Job:
-        return cls(clip.clip_id, clip.speaker, clip.audio_path, clip.audio_window, clip.video_path,
-                   clip.start, clip.end, clip.region, clip.crop)
-
-
-@dataclass(frozen=True)
-class Record:
-    """What extraction did for one utterance; WORK/records/<speaker>/<utt>.json, and its manifest columns."""
-
-    utterance_id: str
-    status: str  # "ok" | "failed"
-    error: str | None  # "<kind>: <detail>" when failed
-    warning: str | None  # "; "-joined notes on an ok utterance (short video, resampled audio, no face found)
-    audio_path: str | None  # relative to WORK; None when failed
-    frames_path: str | None
-    n_samples: int | None
-    n_frames: int | None
-    face_ratio: float | None  # sampled frames with a detection / sampled frames
-    detector: str
-    seconds: float  # time spent on it
-
-    @property
-    def error_kind(self) -> str | None:
-        return None if self.error is None else self.error.split(":", 1)[0]
-
-
-RECORD_FIELDS = tuple(f.name for f in fields(Record))
-_RECORD_TYPES = {
-    "utterance_id": pa.string(), "status": pa.string(), "error": pa.string(), "warning": pa.string(),
-    "audio_path": pa.string(), "frames_path": pa.string(), "n_samples": pa.int64(), "n_frames": pa.int64(),
-    "face_ratio": pa.float64(), "detector": pa.string(), "seconds": pa.float64(),
-}
 
 
 @dataclass(frozen=True)
@@ -125,7 +50,7 @@ class ExtractOptions:
     workers: int
     limit: int | None = None  # only the first N kept utterances (by id)
     retry_failed: bool = False  # re-run utterances whose record says failed
-    part: tuple[int, int] | None = None  # (K, N): this machine's share, utterances K-1, K-1+N, ... (1-based K)
+    job_slice: tuple[int, int] | None = None  # (K, N): this machine's slice, utterances K-1, K-1+N, ... (1-based K)
 
 
 @dataclass(frozen=True)
@@ -141,7 +66,7 @@ class ExtractSummary:
     wall_s: float
     audio_s: float  # seconds of audio written by this run
     corpus_problems: int  # metadata the recipe left out
-    part: tuple[int, int] | None = None  # (K, N) when only a share was extracted (no manifest then)
+    job_slice: tuple[int, int] | None = None  # (K, N) when only a slice was extracted (no manifest then)
 
     @property
     def utterances_per_s(self) -> float:
@@ -164,116 +89,6 @@ def _no_progress(length: int) -> ContextManager[Any]:
     return nullcontext(_NoProgress())
 
 
-# ---------------------------------------------------------------- one utterance
-
-def work_paths(utterance_id: str, folder: str) -> dict[str, str]:
-    """Where an utterance's files live, relative to WORK."""
-    return {
-        "audio": f"audio/{folder}/{utterance_id}.flac",
-        "frames": f"frames/{folder}/{utterance_id}.npy",
-        "record": f"records/{folder}/{utterance_id}.json",
-    }
-
-
-@dataclass(frozen=True)
-class _Media:
-    waveform: Waveform | None  # None: the video has no audio stream (a video-only sample)
-    crops: np.ndarray
-    face_ratio: float
-    warnings: tuple[str, ...]
-
-
-def extract_utterance(job: Job, work: Path, detector_name: str, detector: FaceDetector | None) -> Record:
-    """Extract one utterance into WORK and write its record (last). Bad input gives a failed record."""
-    started = time.perf_counter()
-    paths = work_paths(job.utterance_id, job.folder)
-    try:
-        media = _extract_media(job, detector)
-    except BadInput as error:  # AudioError, VideoError and the checks below
-        record = Record(job.utterance_id, "failed", str(error), None, None, None, None, None, None,
-                        detector_name, seconds=0.0)
-    else:
-        audio_path, n_samples = None, 0
-        if media.waveform is not None:
-            write_flac(work / paths["audio"], media.waveform.samples)
-            audio_path, n_samples = paths["audio"], len(media.waveform.samples)
-        with atomic_path(work / paths["frames"]) as temporary, open(temporary, "wb") as out:
-            np.save(out, media.crops, allow_pickle=False)
-        record = Record(
-            job.utterance_id, "ok", None, "; ".join(media.warnings) or None, audio_path, paths["frames"],
-            n_samples, len(media.crops), media.face_ratio, detector_name, seconds=0.0,
-        )
-    record = replace(record, seconds=round(time.perf_counter() - started, 4))
-    write_bytes(work / paths["record"], (json.dumps(asdict(record), indent=1) + "\n").encode())
-    return record
-
-
-def read_audio(job: Job) -> Waveform:
-    """The utterance's first 6 s of audio: a sound file as it is, or a window of any file's audio stream."""
-    if job.audio_window is None and Path(job.audio_path).suffix.lower() in SOUND_FILES:
-        return read_waveform(job.audio_path)
-    start, end = job.audio_window or (0.0, None)
-    seconds = MAX_SECONDS if end is None else min(end - start, MAX_SECONDS)
-    return read_audio_stream(job.audio_path, start, seconds)
-
-
-def _extract_media(job: Job, detector: FaceDetector | None) -> _Media:
-    if job.end is not None and not job.end > job.start:
-        raise BadInput("zero-length utterance", f"{job.utterance_id} starts at {job.start} s and ends at {job.end} s")
-    if job.video_path is None:
-        raise BadInput("no video", f"{job.utterance_id} has no video file")
-    warnings = []
-    try:
-        waveform = read_audio(job)
-    except AudioError as error:
-        if error.kind != "no audio stream":
-            raise
-        # Still a sample: `emotrain predict` stands in for the missing branch; training skips it, counted.
-        waveform = None
-        warnings.append(f"{error}: the sample has video only")
-    info = probe(job.video_path)
-    end = job.end if job.end is not None else info.duration
-    if end is None:
-        raise BadInput("unknown duration", f"{job.video_path}: the header gives no duration and no end was given")
-    window = min(end - job.start, MAX_SECONDS)
-    half = half_geometry(info, job.region)
-    frames = read_window(job.video_path, job.start, window, half)
-    expected = frames_in_window(window)
-    ends = f"{info.duration:.2f} s" if info.duration is not None else "an unknown time"
-    if len(frames) == 0:
-        raise BadInput("no video frames", f"{job.video_path} has no frame in "
-                                          f"[{job.start:.3f}, {job.start + window:.3f}] s (it ends at {ends})")
-    if len(frames) < expected:
-        warnings.append(f"video ended at {job.start + len(frames) / FPS:.2f} s: {len(frames)} of {expected} frames")
-    if waveform is not None and (note := waveform.conversion_note()) is not None:
-        warnings.append(note)
-    track = locate_faces(frames, detector, half, job.region, CROP_POLICIES[job.crop])
-    if detector is not None:
-        warnings.extend(track.warnings(detector.name))
-    origins = crop_origins(track.centres, track.side, half.scaled_width, half.scaled_height)
-    return _Media(waveform, cut_crops(frames, origins, track.side, FACE_SIZE), track.face_ratio, tuple(warnings))
-
-
-def locate_faces(
-    frames: np.ndarray, detector: FaceDetector | None, half: HalfGeometry, side: str,
-    policy: CropPolicy = CropPolicy(),
-) -> FaceTrack:
-    """Where to crop each frame of the scaled region: the speaker's face followed over time, or the fixed box."""
-    fixed_side = min(FACE_SIZE, half.scaled_width, half.scaled_height)
-    fixed = np.tile(fixed_centre(side, half.scaled_width, half.scaled_height), (len(frames), 1))
-    if detector is None:
-        return FaceTrack(fixed, fixed_side, 0.0, 0)
-    sampled = sample_frames(len(frames), DETECT_EVERY)
-    detections = detector.detect(frames[sampled])
-    followed = follow_speaker(detections)
-    centres = track_centres(followed, sampled, len(frames), SMOOTH_SIGMA)
-    most_faces = max((len(boxes) for boxes in detections), default=0)
-    side_px = track_side(followed, policy, fixed_side, half.scaled_width, half.scaled_height)
-    if centres is None:
-        return FaceTrack(fixed, fixed_side, 0.0, most_faces)
-    return FaceTrack(centres, side_px, sum(box is not None for box in followed) / len(sampled), most_faces)
-
-
 # ---------------------------------------------------------------- workers
 
 _WORKER: dict[str, Any] = {}
@@ -283,6 +98,7 @@ def _init_worker(work: str, spec: DetectorSpec) -> None:
     """Once per worker process (and in-process for --workers 1): one thread each, one detector each.
 
     One thread also makes the detectors' results independent of the machine's core count.
+    The detector itself is built on the worker's first clip with a video (_detector).
     """
     import cv2
 
@@ -291,12 +107,21 @@ def _init_worker(work: str, spec: DetectorSpec) -> None:
         import torch
 
         torch.set_num_threads(1)
-    _WORKER.update(work=Path(work), name=spec.name, detector=build_detector(spec))
+    _WORKER.clear()
+    _WORKER.update(work=Path(work), spec=spec)
+
+
+def _detector() -> FaceDetector | None:
+    """The worker's detector, built on first need: an audio-only run never loads a network."""
+    if "detector" not in _WORKER:
+        _WORKER["detector"] = build_detector(_WORKER["spec"])
+    return _WORKER["detector"]
 
 
 def _run_job(job: Job) -> Record:
     try:
-        return extract_utterance(job, _WORKER["work"], _WORKER["name"], _WORKER["detector"])
+        detector = None if job.video_path is None else _detector()
+        return extract_utterance(job, _WORKER["work"], _WORKER["spec"].name, detector)
     except Exception as error:
         raise RuntimeError(f"{job.utterance_id}: unexpected {type(error).__name__} while extracting: {error}") from error
 
@@ -320,43 +145,35 @@ def _run_jobs(jobs: list[Job], work: Path, spec: DetectorSpec, workers: int) -> 
 
 # ---------------------------------------------------------------- the run
 
-def read_record(path: Path) -> Record | None:
-    """A record file, or None when it is absent or not a record (then the utterance is done again)."""
-    try:
-        data = json.loads(path.read_text())
-        return Record(**{name: data[name] for name in RECORD_FIELDS})
-    except (OSError, ValueError, KeyError, TypeError):
-        return None
-
-
-def share_of(items: list, part: tuple[int, int] | None) -> list:
-    """Part K of N of a list: items K-1, K-1+N, K-1+2N, ... (every part gets a mix of speakers)."""
-    if part is None:
+def slice_of(items: list, job_slice: tuple[int, int] | None) -> list:
+    """Slice K of N of a list: items K-1, K-1+N, K-1+2N, ... (every slice gets a mix of speakers)."""
+    if job_slice is None:
         return items
-    k, n = part
+    k, n = job_slice
     return items[k - 1::n]
 
 
 @contextmanager
-def _locked(work: Path, part: tuple[int, int] | None) -> Iterator[None]:
-    """A whole run has WORK to itself; the N parts of a job array share it, one process per part.
+def _locked(work: Path, job_slice: tuple[int, int] | None) -> Iterator[None]:
+    """A whole run has WORK to itself; the N slices of a job array share it, one process per slice.
 
     The kernel drops the locks when their process dies, even by SIGKILL.
     """
     work.mkdir(parents=True, exist_ok=True)
     with open(work / LOCK_FILE, "a") as lock:
         try:
-            fcntl.flock(lock, (fcntl.LOCK_EX if part is None else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+            fcntl.flock(lock, (fcntl.LOCK_EX if job_slice is None else fcntl.LOCK_SH) | fcntl.LOCK_NB)
         except BlockingIOError:
             raise ExtractError(f"{work}: another emoprep extract is running on this folder; wait for it") from None
-        if part is None:
+        if job_slice is None:
             yield
             return
-        with open(work / f"{LOCK_FILE}.{part[0]}-of-{part[1]}", "a") as own:
+        k, n = job_slice
+        with open(work / f"{LOCK_FILE}.{k}-of-{n}", "a") as own:
             try:
                 fcntl.flock(own, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ExtractError(f"{work}: part {part[0]}/{part[1]} is already being extracted") from None
+                raise ExtractError(f"{work}: slice {k}/{n} is already being extracted") from None
             yield
 
 
@@ -392,8 +209,8 @@ def _check_config(work: Path, spec: DetectorSpec, corpus: str) -> None:
 def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progress) -> ExtractSummary:
     """Extract every kept utterance not done yet, then rebuild the manifest. See the module docstring.
 
-    With options.part (K, N) only that share is extracted and no manifest is written: the N
-    parts of a job array run at once, and one plain run afterwards (which finds every record
+    With options.job_slice (K, N) only that slice is extracted and no manifest is written: the N
+    slices of a job array run at once, and one plain run afterwards (which finds every record
     and extracts nothing) writes the manifest.
     """
     started = time.perf_counter()
@@ -407,36 +224,39 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
             f"({', '.join(clips.classes)}) under policy {clips.label_policy.get('name')} "
             f"({len(clips.clips)} utterances read, {len(clips.problems)} problems)"
         )
-    try:
-        spec = resolve(options.detector)
-    except DetectorUnavailable as error:
-        raise ExtractError(str(error)) from None
+    spec = options.detector
+    if any(clip.video_path is not None for clip in kept):  # no weights are looked for where no face will be
+        try:
+            spec = resolve(spec)
+        except DetectorUnavailable as error:
+            raise ExtractError(str(error)) from None
 
     work = options.work
-    with _locked(work, options.part):
+    with _locked(work, options.job_slice):
         _check_config(work, spec, clips.corpus)
-        if options.part is None:
-            _remove_leftovers(work)  # a part must not: another part may be writing its temporary files now
+        if options.job_slice is None:
+            _remove_leftovers(work)  # a slice must not: another slice may be writing its temporary files now
         jobs = [Job.of(clip) for clip in kept]
         records: dict[str, Record] = {}
         for job in jobs:
             record = read_record(work / work_paths(job.utterance_id, job.folder)["record"])
             if record is not None and (record.status == "ok" or not options.retry_failed):
                 records[job.utterance_id] = record
-        # The share is taken of every job, done or not, so that each part's share stays the same
+        # The slice is taken of every job, done or not, so that each slice stays the same
         # however far the others have come.
-        todo = [job for job in share_of(jobs, options.part) if job.utterance_id not in records]
+        todo = [job for job in slice_of(jobs, options.job_slice) if job.utterance_id not in records]
         audio_s = 0.0
         with progress(len(todo)) as bar:
             for record in _run_jobs(todo, work, spec, options.workers):
                 records[record.utterance_id] = record
                 audio_s += (record.n_samples or 0) / SAMPLE_RATE
                 bar.update(1)
-        if options.part is None:
-            manifest = write_manifest(work, clips, kept, records)
+        if options.job_slice is None:
+            manifest = write_manifest(work, labels_table(clips, kept), records)
+            write_problems(work, clips.problems)
         else:
             manifest = work / MANIFEST
-            kept = share_of(kept, options.part)
+            kept = slice_of(kept, options.job_slice)
 
     rows = [records[clip.clip_id] for clip in kept]
     failed = [r for r in rows if r.status == "failed"]
@@ -452,58 +272,5 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
         wall_s=time.perf_counter() - started,
         audio_s=audio_s,
         corpus_problems=len(clips.problems),
-        part=options.part,
+        job_slice=options.job_slice,
     )
-
-
-def manifest_table(clips: CorpusClips, kept: list[ClipRecord], records: dict[str, Record]) -> pa.Table:
-    """labels_table's columns for the kept clips, then each one's record, sorted by utterance id."""
-    table = labels_table(clips, kept)
-    rows = [records[uid] for uid in table.column("utterance_id").to_pylist()]
-    for name in RECORD_FIELDS[1:]:
-        table = table.append_column(pa.field(name, _RECORD_TYPES[name]),
-                                    pa.array([getattr(r, name) for r in rows], _RECORD_TYPES[name]))
-    return table
-
-
-def write_manifest(work: Path, clips: CorpusClips, kept: list[ClipRecord], records: dict[str, Record]) -> Path:
-    path = work / MANIFEST
-    with atomic_path(path) as temporary:
-        pq.write_table(manifest_table(clips, kept, records), temporary)
-    return path
-
-
-def failure_limit(max_failures: str, utterances: int) -> int:
-    """`--max-failures`: a count ("20") or a share of the utterances ("5%", rounded down)."""
-    text = max_failures.strip()
-    try:
-        if text.endswith("%"):
-            share = float(text[:-1])
-            if not 0 <= share <= 100:
-                raise ValueError
-            return math.floor(share / 100 * utterances)
-        count = int(text)
-        if count < 0:
-            raise ValueError
-        return count
-    except ValueError:
-        raise ValueError(f"--max-failures {max_failures!r}: give a count such as 20 or a share such as 5%") from None
-
-
-def summary_lines(summary: ExtractSummary) -> Iterable[str]:
-    """The closing summary, as printed by `emoprep extract`."""
-    yield (f"{summary.utterances} utterances: {summary.ok} ok, {summary.failed} failed "
-           f"({summary.processed} extracted now, {summary.resumed} done by an earlier run)")
-    for kind, count in summary.failures.items():
-        yield f"  failed, {kind}: {count}"
-    if summary.warnings:
-        yield f"  {summary.warnings} ok with a warning (see the manifest's warning column)"
-    yield (f"wall time {summary.wall_s:.1f} s: {summary.utterances_per_s:.2f} utterances/s, "
-           f"{summary.audio_hours_per_hour:.2f} audio hours per hour")
-    if summary.corpus_problems:
-        yield f"{summary.corpus_problems} piece(s) of metadata left out by the corpus recipe (`emoprep labels` lists them)"
-    if summary.part is None:
-        yield f"manifest: {summary.manifest}"
-    else:
-        yield (f"part {summary.part[0]} of {summary.part[1]} done; no manifest yet: when every part has finished, "
-               f"run the same command once without --part to write {summary.manifest}")

@@ -21,31 +21,13 @@ import pyarrow.parquet as pq
 
 from emoprep.atomic import atomic_path
 from emoprep.corpus.base import ClipRecord, CorpusClips, RandomSplit, SpeakerSplit, SplitSpec
+from emoprep.work import LABELS_SCHEMA  # the manifest's first columns: one schema, defined with WORK's layout
 
 NOT_KEPT = "not kept"
 # Parquet schema metadata: the corpus-wide decisions of the recipe, as JSON.
 METADATA_KEYS = {"corpus": b"emoav.corpus", "root": b"emoav.root", "classes": b"emoav.classes",
                  "label_policy": b"emoav.label_policy", "splits": b"emoav.splits"}
 
-LABELS_SCHEMA = pa.schema([
-    ("utterance_id", pa.string()),
-    ("corpus", pa.string()),
-    ("speaker", pa.string()),
-    ("gender", pa.string()),
-    ("emotion", pa.string()),
-    ("corpus_label", pa.string()),
-    ("group", pa.string()),
-    ("audio_file", pa.string()),  # the source media; WORK's own files are audio_path / frames_path
-    ("audio_start", pa.float64()),  # null with audio_end: the whole audio file is the clip
-    ("audio_end", pa.float64()),
-    ("video_file", pa.string()),
-    ("start", pa.float64()),
-    ("end", pa.float64()),  # null: to the end of the video
-    ("region", pa.string()),
-    ("crop", pa.string()),
-    ("extra", pa.string()),  # the recipe's own fields, JSON text
-    ("label_policy", pa.string()),
-])
 
 
 def split_to_json(split: SplitSpec) -> dict[str, Any]:

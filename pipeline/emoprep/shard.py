@@ -38,14 +38,10 @@ from shardformat import (
 from emoprep.atomic import TEMP_SUFFIX, is_temporary
 from emoprep.corpus.base import RandomSplit, SpeakerSplit, SplitSpec
 from emoprep.labels import corpus_metadata
+from emoprep.work import MANIFEST, MANIFEST_SCHEMA
 
 DEFAULT_MAX_SAMPLES_PER_SHARD = 64
 
-_MANIFEST_COLUMNS = (
-    "utterance_id", "corpus", "speaker", "gender", "emotion", "corpus_label", "group", "video_file", "start",
-    "end", "region", "extra", "label_policy", "status", "audio_path", "frames_path", "n_samples", "n_frames",
-    "face_ratio", "detector",
-)
 
 
 class ShardError(Exception):
@@ -68,17 +64,17 @@ class WorkItem:
     corpus_label: str | None
     group: str
     label_policy: str
-    source: str | None  # the video the clip came from, relative to the corpus root where it lies under it
+    source: str | None  # the media file the clip came from (its video, else its audio), relative to the corpus root
     start: float
     end: float  # of the extracted window
     region: str
     extra: dict[str, Any]
     n_samples: int
     n_frames: int
-    face_ratio: float
+    face_ratio: float  # 0 for an audio-only sample (no frame was looked at)
     detector: str
     audio_path: str | None  # relative to WORK; None: a video-only sample (its video had no audio stream)
-    frames_path: str
+    frames_path: str | None  # None: an audio-only sample (a clip without video)
 
     def metadata(self) -> dict:
         """The sample's `<key>.json` object."""
@@ -129,14 +125,14 @@ class ShardSet:
 def read_manifest(work: Path) -> tuple[list[WorkItem], dict[str, Any]]:
     """The ok rows of WORK/manifest.parquet, sorted by utterance id and checked field by field,
     and the corpus's decisions from its metadata (classes, label policy, splits)."""
-    path = work / "manifest.parquet"
+    path = work / MANIFEST
     if not path.is_file():
         raise NotAWorkFolder(f"{work}: no manifest.parquet here; point --work at the folder `emoprep extract --out` wrote")
     try:
         table = pq.read_table(path)
     except Exception as err:  # pyarrow raises several types for a damaged file
         raise ShardError(f"{path}: not a readable Parquet file ({err}); re-run emoprep extract") from err
-    missing = [c for c in _MANIFEST_COLUMNS if c not in table.column_names]
+    missing = [c for c in MANIFEST_SCHEMA.names if c not in table.column_names]
     try:
         if missing:
             raise ValueError(f"missing columns {', '.join(missing)}")
@@ -145,7 +141,7 @@ def read_manifest(work: Path) -> tuple[list[WorkItem], dict[str, Any]]:
         raise ShardError(f"{path}: {err}; was it written by this emoprep's extract? Running extract again on "
                          "the same WORK rebuilds it (finished utterances are kept)") from err
     root = Path(corpus["root"])
-    rows = table.select(list(_MANIFEST_COLUMNS)).to_pylist()
+    rows = table.select(MANIFEST_SCHEMA.names).to_pylist()
     items = [_work_item(row, path, corpus["classes"], root) for row in rows if row["status"] == "ok"]
     items.sort(key=lambda item: item.utterance_id)
     for before, after in zip(items, items[1:]):
@@ -154,7 +150,8 @@ def read_manifest(work: Path) -> tuple[list[WorkItem], dict[str, Any]]:
     return items, corpus
 
 
-def _relative(path: str | None, root: Path) -> str | None:
+def relative_source(path: str | None, root: Path) -> str | None:
+    """A media path as the samples' `source` gives it: relative to the corpus root where it lies under it."""
     if path is None:
         return None
     try:
@@ -175,15 +172,19 @@ def _work_item(row: dict, manifest: Path, classes: Sequence[str], root: Path) ->
         raise bad(f"emotion {row['emotion']!r} is not one of {', '.join(classes)} or null")
     if row["gender"] not in (*GENDERS, None):
         raise bad(f"gender {row['gender']!r} is not F, M or null")
-    if not row["frames_path"]:
-        raise bad("status is ok but frames_path is empty")
     video_only = row["audio_path"] is None and not row["n_samples"]
+    audio_only = row["frames_path"] is None and not row["n_frames"]
+    if video_only and audio_only:
+        raise bad("status is ok but it has neither audio nor frames")
     if not video_only and (not row["audio_path"] or not 1 <= (row["n_samples"] or 0) <= MAX_AUDIO_SAMPLES):
         raise bad(f"audio_path {row['audio_path']!r} with n_samples {row['n_samples']}: a sample has both, "
                   f"with 1..{MAX_AUDIO_SAMPLES} samples, or neither (video only)")
-    if not 1 <= (row["n_frames"] or 0) <= MAX_FRAMES:
-        raise bad(f"n_frames {row['n_frames']} is outside 1..{MAX_FRAMES}")
+    if not audio_only and (not row["frames_path"] or not 1 <= (row["n_frames"] or 0) <= MAX_FRAMES):
+        raise bad(f"frames_path {row['frames_path']!r} with n_frames {row['n_frames']}: a sample has both, "
+                  f"with 1..{MAX_FRAMES} frames, or neither (audio only)")
     for column in ("start", "face_ratio"):
+        if audio_only and column == "face_ratio" and row[column] is None:
+            continue
         if not isinstance(row[column], (int, float)) or not math.isfinite(row[column]):
             raise bad(f"{column} {row[column]!r} is not a finite number")
     try:
@@ -194,9 +195,10 @@ def _work_item(row: dict, manifest: Path, classes: Sequence[str], root: Path) ->
     return WorkItem(
         utterance_id=uid, corpus=row["corpus"], speaker=row["speaker"], gender=row["gender"],
         emotion=row["emotion"], corpus_label=row["corpus_label"], group=row["group"],
-        label_policy=row["label_policy"], source=_relative(row["video_file"], root), start=start,
+        label_policy=row["label_policy"], source=relative_source(row["video_file"] or row["audio_file"], root), start=start,
         end=round(start + (int(row["n_frames"]) / FPS if video_only else int(row["n_samples"]) / SAMPLE_RATE), 6),
-        region=row["region"], extra=extra, n_samples=int(row["n_samples"] or 0), n_frames=int(row["n_frames"]), face_ratio=float(row["face_ratio"]),
+        region=row["region"], extra=extra, n_samples=int(row["n_samples"] or 0), n_frames=int(row["n_frames"] or 0),
+        face_ratio=float(row["face_ratio"] or 0.0),
         detector=row["detector"], audio_path=row["audio_path"], frames_path=row["frames_path"],
     )
 
@@ -218,11 +220,14 @@ def check_media_present(items: Iterable[WorkItem], work: Path) -> None:
 def sample_members(item: WorkItem, work: Path) -> list[tuple[str, bytes]]:
     """The sample's tar members, in format order; the FLAC is copied byte for byte after its header is checked.
 
-    A video-only sample (no audio_path) has no FLAC member: the format allows it with n_samples 0.
+    A video-only sample (no audio_path) has no FLAC member, an audio-only one (no frames_path) no
+    frames member: the format allows either, with n_samples or n_frames 0.
     """
     members = [(f"{item.utterance_id}.json", json.dumps(item.metadata(), sort_keys=True).encode("utf-8"))]
     if item.audio_path is not None:
         members.append((f"{item.utterance_id}.flac", checked_flac(item, work / item.audio_path)))
+    if item.frames_path is None:
+        return members
     frames_path = work / item.frames_path
     try:
         frames = np.load(frames_path, allow_pickle=False)

@@ -28,6 +28,15 @@ def streams(path: Path) -> dict[str, str]:
     return found
 
 
+def first_stream(path: Path) -> str:
+    """The kind of stream 0 ("Video", "Audio", "Data", ...) as `ffmpeg -i` prints it."""
+    result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", str(path)],
+                            capture_output=True)
+    found = re.search(r"Stream #0:0\S*: (\w+):", result.stderr.decode(errors="replace"))
+    assert found, result.stderr.decode(errors="replace")
+    return found.group(1)
+
+
 def decoded_audio(path: Path, rate: int) -> np.ndarray:
     """The file's audio stream, decoded and resampled to `rate` mono by the ffmpeg binary, float64."""
     result = subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-i", str(path), "-vn",

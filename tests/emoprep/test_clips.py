@@ -107,7 +107,7 @@ def test_a_folder_without_videos_and_bad_settings_are_corpus_errors(tmp_path):
     (tmp_path / "readme.txt").write_text("nothing to see\n")
     (tmp_path / ".hidden").mkdir()
     make_video(tmp_path / ".hidden" / "x.mp4", 1.0, size="64x48")  # hidden folders are not searched
-    with pytest.raises(CorpusError, match="no videos here or below"):
+    with pytest.raises(CorpusError, match="no videos or sound files here or below"):
         read_clips("clips", tmp_path)
     with pytest.raises(CorpusError, match="no such folder"):
         read_clips("clips", tmp_path / "absent")

@@ -22,7 +22,7 @@ from emoprep.corpus import read_clips
 from emoprep.corpus.base import CorpusError, RecipeOptions
 from emoprep.corpus.crema_d import parse_name, perceived_code
 from emoprep.synth.crema_d import CremaParams, generate_crema_d
-from tests.emoprep.media_check import decoded_audio, haar_faces, middle_frame, streams
+from tests.emoprep.media_check import decoded_audio, first_stream, haar_faces, middle_frame, streams
 
 REPO = Path(__file__).resolve().parents[2]
 REAL_METADATA = Path(os.environ.get("EMOAV_SHARED", REPO.parent / "shared")) / "crema-d-metadata"
@@ -301,6 +301,7 @@ def test_twin_media_codecs_sizes_and_rates(twin):
         assert (info.samplerate, info.channels, info.subtype) == (16000, 1, "PCM_16")
         flv = twin / "VideoFlash" / f"{wav.stem}.flv"
         assert flv.read_bytes()[:4] == b"FLV\x01"
+        assert first_stream(flv) == "Data", flv.name  # as in the real files: an onXMPData tag, then audio, video
         found = streams(flv)
         assert re.match(r"flv1 .*\b480x360\b.*\b29\.97 fps", found["Video"]), found
         if "Audio" not in found:

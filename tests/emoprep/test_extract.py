@@ -21,12 +21,12 @@ from click.testing import CliRunner
 
 from emoprep.cli import main
 from emoprep.corpus.iemocap import read_corpus
-from emoprep.extract import (
-    MANIFEST, RECORD_FIELDS, ExtractOptions, Job, extract_utterance, failure_limit, run_extract, share_of,
-)
+from emoprep.commands.extract import failure_limit
+from emoprep.extract import ExtractOptions, run_extract, slice_of
+from emoprep.utterance import Job, extract_utterance
 from emoprep.corpus.base import RecipeOptions
 from emoprep.corpus.iemocap import read_clips
-from emoprep.labels import LABELS_SCHEMA
+from emoprep.work import LABELS_SCHEMA, MANIFEST, RECORD_FIELDS
 from emoprep.media.audio import MAX_SAMPLES
 from emoprep.media.faces import DetectorSpec
 from emoprep.media.video import frames_in_window, half_geometry, probe, read_window
@@ -129,25 +129,26 @@ def test_two_workers_write_exactly_what_one_worker_writes(synth_corpus, clean_wo
     assert media_hashes(tmp_path / "w2") == media_hashes(work)
 
 
-def test_parts_of_a_job_array_fill_one_work_folder_then_one_plain_run_writes_the_manifest(
+def test_slices_of_a_job_array_fill_one_work_folder_then_one_plain_run_writes_the_manifest(
         synth_corpus, clean_work, tmp_path):
     work, _ = clean_work
     shared = tmp_path / "array"
-    third = extract_into(synth_corpus, shared, part=(3, 3))  # parts may run in any order
+    third = extract_into(synth_corpus, shared, job_slice=(3, 3))  # slices may run in any order
     assert (third.processed, third.utterances) == (4, 4) and not (shared / MANIFEST).exists()
-    first = extract_into(synth_corpus, shared, part=(1, 3))
+    first = extract_into(synth_corpus, shared, job_slice=(1, 3))
     assert first.processed == 4 and not (shared / MANIFEST).exists()
-    again = extract_into(synth_corpus, shared, part=(1, 3))  # a re-run of a part resumes it
+    again = extract_into(synth_corpus, shared, job_slice=(1, 3))  # a re-run of a slice resumes it
     assert (again.processed, again.resumed) == (0, 4)
-    extract_into(synth_corpus, shared, part=(2, 3))
+    extract_into(synth_corpus, shared, job_slice=(2, 3))
     final = extract_into(synth_corpus, shared)
     assert (final.processed, final.resumed) == (0, 12)
     assert manifest_rows(shared) == manifest_rows(work) and media_hashes(shared) == media_hashes(work)
 
 
-def test_a_part_is_k_of_n():
-    assert [share_of(list(range(7)), (k, 3)) for k in (1, 2, 3)] == [[0, 3, 6], [1, 4], [2, 5]]
-    assert cli("--iemocap", ".", "--out", "w", "--part", "4/3").exit_code == 2
+def test_a_slice_is_k_of_n_and_part_is_not_extracts_option():
+    assert [slice_of(list(range(7)), (k, 3)) for k in (1, 2, 3)] == [[0, 3, 6], [1, 4], [2, 5]]
+    assert cli("--iemocap", ".", "--out", "w", "--slice", "4/3").exit_code == 2
+    assert "No such option '--part'" in cli("--iemocap", ".", "--out", "w", "--part", "1/3").output  # part: train/val/test
 
 
 def test_a_run_killed_midway_resumes_to_what_an_uninterrupted_run_writes(synth_corpus, clean_work, tmp_path):

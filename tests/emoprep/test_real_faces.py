@@ -16,11 +16,13 @@ import pytest
 from click.testing import CliRunner
 
 from emoprep.cli import main
-from emoprep.extract import DETECT_EVERY, MANIFEST, ExtractOptions, locate_faces, run_extract
+from emoprep.extract import ExtractOptions, run_extract
+from emoprep.media.face_crops import DETECT_EVERY, locate_faces
 from emoprep.corpus.iemocap import read_clips
 from emoprep.media.face_track import CropPolicy
 from emoprep.media.faces import Box, DetectorSpec, HaarDetector, build_detector, resolve
 from emoprep.media.video import FACE_SIZE, half_geometry, probe, read_window
+from emoprep.work import MANIFEST
 from tests.emoprep.grid_corpus import build_grid_corpus
 
 CENTRED = 0.15  # of the crop's side

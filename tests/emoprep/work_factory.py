@@ -85,7 +85,8 @@ def make_work(root: Path, utterances: list[FakeUtterance] | None = None) -> Path
     WORK/frames/<speaker>/<utt>.npy, for IEMOCAP-style ids."""
     from emoprep.corpus import iemocap
     from emoprep.corpus.base import ClipRecord, CorpusClips
-    from emoprep.extract import Record, work_paths, write_manifest
+    from emoprep.labels import labels_table
+    from emoprep.work import Record, work_paths, write_manifest
 
     utterances = default_utterances() if utterances is None else utterances
     root.mkdir(parents=True, exist_ok=True)
@@ -124,7 +125,7 @@ def make_work(root: Path, utterances: list[FakeUtterance] | None = None) -> Path
     corpus = CorpusClips(corpus="iemocap", root="/corpus", clips=tuple(clips), problems=(),
                          classes=EMOTIONS, label_policy={"name": "paper", "seed": 0},
                          splits=iemocap.splits(sessions))
-    write_manifest(root, corpus, clips, records)
+    write_manifest(root, labels_table(corpus, clips), records)
     return root
 
 

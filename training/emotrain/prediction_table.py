@@ -8,7 +8,12 @@ window failed). A failed window has empty probabilities.
 
 Per video (`predictions-videos.csv`, beside it): source, windows, failed (windows), seconds
 (predicted), modalities, the window probabilities averaged weighted by each window's
-duration (a window without times weighs 1 s), and the argmax of the averages.
+duration (a window without times weighs 1 s), the argmax of the averages, and reason (why
+windows failed, each reason once).
+
+Inputs that never became a sample (`--failed-inputs`, a CSV of source, key, start, end,
+reason: what emoprep.failed_inputs writes from a WORK folder) are failed rows too, so
+every input file has its row; one with an empty key is a file that gave no window at all.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ def window_columns(emotions: Sequence[str], genders: Sequence[str]) -> list[str]
 
 def video_columns(emotions: Sequence[str], genders: Sequence[str]) -> list[str]:
     return ["source", "windows", "failed", "seconds", "modalities",
-            *(f"p_{e}" for e in emotions), "emotion", *(f"p_{g}" for g in genders), "gender"]
+            *(f"p_{e}" for e in emotions), "emotion", *(f"p_{g}" for g in genders), "gender", "reason"]
 
 
 def window_rows(predictions: Sequence[WindowPrediction], emotions: Sequence[str],
@@ -53,7 +58,26 @@ def window_rows(predictions: Sequence[WindowPrediction], emotions: Sequence[str]
         row.update(_probability_columns(p.emotion, emotions, "emotion"))
         row.update(_probability_columns(p.gender, genders, "gender"))
         rows.append(row)
-    return sorted(rows, key=lambda r: (r["source"], r["start"] if r["start"] is not None else -1.0, r["key"]))
+    return sorted(rows, key=row_order)
+
+
+def row_order(row: dict) -> tuple:
+    """Rows by source, then start (a row without times first), then key."""
+    return row["source"], row["start"] if row["start"] is not None else -1.0, row["key"]
+
+
+def failed_input_rows(path: Path, emotions: Sequence[str], genders: Sequence[str]) -> list[dict]:
+    """The `--failed-inputs` CSV as failed window rows (see the module docstring)."""
+    with path.open(newline="", encoding="utf-8") as file:
+        return [{"key": row["key"], "source": row["source"], "start": _seconds(row["start"]),
+                 "end": _seconds(row["end"]), "status": "failed", "modalities": "", "filled": "", "face_ratio": None,
+                 "true_emotion": "", "true_gender": "", "reason": row["reason"],
+                 **_probability_columns(None, emotions, "emotion"), **_probability_columns(None, genders, "gender")}
+                for row in csv.DictReader(file)]
+
+
+def _seconds(text: str) -> float | None:
+    return float(text) if text else None
 
 
 def _probability_columns(probabilities: np.ndarray | None, classes: Sequence[str], name: str) -> dict:
@@ -71,10 +95,12 @@ def video_rows(rows: Sequence[dict], emotions: Sequence[str], genders: Sequence[
     videos = []
     for source, windows in sorted(by_source.items()):
         ok = [w for w in windows if w["status"] == "ok"]
+        cut = [w for w in windows if w["key"]]  # a row without key: a file that gave no window
         weights = np.array([window_seconds(w) for w in ok])
-        video = {"source": source, "windows": len(windows), "failed": len(windows) - len(ok),
+        video = {"source": source, "windows": len(cut), "failed": len(cut) - len(ok),
                  "seconds": float(weights.sum()) if ok else 0.0,
-                 "modalities": ",".join(sorted({w["modalities"] for w in ok}))}
+                 "modalities": ",".join(sorted({w["modalities"] for w in ok})),
+                 "reason": "; ".join(dict.fromkeys(w["reason"] for w in windows if w["reason"]))}
         for classes, name in ((emotions, "emotion"), (genders, "gender")):
             mean = None
             if ok:

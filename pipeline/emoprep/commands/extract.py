@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 
 import click
 
 from emoprep.commands.options import corpus_options, label_options, read_corpus_clips
-from emoprep.extract import ExtractError, ExtractOptions, failure_limit, run_extract, summary_lines
+from emoprep.extract import ExtractError, ExtractOptions, ExtractSummary, run_extract
 from emoprep.media.faces import DETECTORS, DEVICES, DetectorSpec
 
 
@@ -19,7 +21,7 @@ class NothingDone(click.ClickException):
     exit_code = 2
 
 
-def _part(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
+def _slice(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tuple[int, int] | None:
     """`K/N` with 1 <= K <= N."""
     if value is None:
         return None
@@ -51,12 +53,12 @@ def _part(_ctx: click.Context, _param: click.Parameter, value: str | None) -> tu
               help="Exit with status 1 when more utterances than this failed: a count (20) or a share (5%).")
 @click.option("--retry-failed", is_flag=True,
               help="Extract again the utterances an earlier run recorded as failed (otherwise they are final).")
-@click.option("--part", callback=_part, metavar="K/N",
-              help="Only share K of N (a job array's task): N machines fill one WORK; then run once without --part.")
+@click.option("--slice", "job_slice", callback=_slice, metavar="K/N",
+              help="Only slice K of N (a job array's task): N machines fill one WORK; then run once without --slice.")
 def extract(corpus: str | None, root: str | None, iemocap: str | None, work: str, face_detector: str,
             detector_weights: str | None, device: str, workers: int, label_policy: str | None, classes: str,
             seed: int, settings: tuple[str, ...], limit: int | None,
-            max_failures: str, retry_failed: bool, part: tuple[int, int] | None) -> None:
+            max_failures: str, retry_failed: bool, job_slice: tuple[int, int] | None) -> None:
     """Cut every kept utterance of a corpus into a 16 kHz waveform and 96x96 face crops at 25 fps.
 
     Writes WORK/audio/<speaker>/<utt>.flac, WORK/frames/<speaker>/<utt>.npy,
@@ -77,7 +79,7 @@ def extract(corpus: str | None, root: str | None, iemocap: str | None, work: str
       emoprep extract --iemocap data/synth --out work --face-detector haar --workers 2
       emoprep extract --iemocap /data --out work --set improvised_only=1 --limit 100
       emoprep extract --corpus crema-d --root /data/CREMA-D --out work-crema
-      emoprep extract --corpus ravdess --root /data/RAVDESS --out work-ravdess --part 3/8
+      emoprep extract --corpus ravdess --root /data/RAVDESS --out work-ravdess --slice 3/8
     """
     try:
         failure_limit(max_failures, 0)
@@ -91,7 +93,7 @@ def extract(corpus: str | None, root: str | None, iemocap: str | None, work: str
         workers=workers,
         limit=limit,
         retry_failed=retry_failed,
-        part=part,
+        job_slice=job_slice,
     )
     try:
         summary = run_extract(
@@ -109,3 +111,40 @@ def extract(corpus: str | None, root: str | None, iemocap: str | None, work: str
             f"{summary.failed} utterances failed, more than --max-failures {max_failures} ({allowed}); "
             "their reasons are in the manifest's error column"
         )
+
+
+def failure_limit(max_failures: str, utterances: int) -> int:
+    """`--max-failures`: a count ("20") or a share of the utterances ("5%", rounded down)."""
+    text = max_failures.strip()
+    try:
+        if text.endswith("%"):
+            share = float(text[:-1])
+            if not 0 <= share <= 100:
+                raise ValueError
+            return math.floor(share / 100 * utterances)
+        count = int(text)
+        if count < 0:
+            raise ValueError
+        return count
+    except ValueError:
+        raise ValueError(f"--max-failures {max_failures!r}: give a count such as 20 or a share such as 5%") from None
+
+
+def summary_lines(summary: ExtractSummary) -> Iterable[str]:
+    """The closing summary, as printed by `emoprep extract`."""
+    yield (f"{summary.utterances} utterances: {summary.ok} ok, {summary.failed} failed "
+           f"({summary.processed} extracted now, {summary.resumed} done by an earlier run)")
+    for kind, count in summary.failures.items():
+        yield f"  failed, {kind}: {count}"
+    if summary.warnings:
+        yield f"  {summary.warnings} ok with a warning (see the manifest's warning column)"
+    yield (f"wall time {summary.wall_s:.1f} s: {summary.utterances_per_s:.2f} utterances/s, "
+           f"{summary.audio_hours_per_hour:.2f} audio hours per hour")
+    if summary.corpus_problems:
+        yield f"{summary.corpus_problems} piece(s) of metadata left out by the corpus recipe (`emoprep labels` lists them)"
+    if summary.job_slice is None:
+        yield f"manifest: {summary.manifest}"
+    else:
+        k, n = summary.job_slice
+        yield (f"slice {k} of {n} done; no manifest yet: when every slice has finished, "
+               f"run the same command once without --slice to write {summary.manifest}")

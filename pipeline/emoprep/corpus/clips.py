@@ -1,16 +1,19 @@
-"""The `clips` recipe: anyone's folder of videos, cut into windows of at most 6 s, for prediction.
+"""The `clips` recipe: anyone's folder of videos or sound files, cut into windows of at most 6 s, for prediction.
 
-Every video under the root (searched recursively; hidden files and folders are left
-alone) becomes windows of `window` seconds every `hop` seconds (settings "window" and
-"hop", default 6 and 6: a 17.9 s video gives 0-6, 6-12, 12-17.9), one ClipRecord each.
-The audio is the video's own soundtrack over the window, the frames the full picture
-(region "full"), cropped around the face found there (crop "face").
+Every video and every sound file (wav, flac, mp3, ogg) under the root (searched
+recursively; hidden files and folders are left alone) becomes windows of `window`
+seconds every `hop` seconds (settings "window" and "hop", default 6 and 6: a 17.9 s
+video gives 0-6, 6-12, 12-17.9), one ClipRecord each. A video's window has its own
+soundtrack over the window and the full picture (region "full"), cropped around the
+face found there (crop "face"); a sound file's window is an audio-only clip (no video).
 
 Unlike the metadata-only recipes this one opens every file's header (one `ffmpeg -i`
-per video, emoprep.media.video.probe), since a window needs the video's duration. A file
-that is not a video, has no picture or is shorter than one frame becomes a Problem
-naming it; what only decoding can find (no audio stream, no face, a file cut short
-after its header) is extract's to report, window by window.
+per video, emoprep.media.video.probe; soundfile's or ffmpeg's for a sound file,
+emoprep.media.audio.audio_duration), since a window needs the file's duration. A file
+that is not a video or sound file, has no picture (a video) or no sound (a sound file),
+is cut short where its header can tell (a wav) or is shorter than one frame becomes a
+Problem naming it; what only decoding can find (no audio stream, no face, a video cut
+short after its header) is extract's to report, window by window.
 
 An optional `labels.csv` at the root (header `path,emotion,gender,speaker`, path relative
 to the root; any column but path may be empty) makes the folder a small labelled test
@@ -45,11 +48,13 @@ from emoprep.corpus.base import (
     RecipeOptions,
     SpeakerSplit,
 )
+from emoprep.media.audio import audio_duration
 from emoprep.media.bad_input import BadInput
 from emoprep.media.video import FPS, probe
 
 CORPUS = "clips"
 VIDEO_SUFFIXES = (".mp4", ".mov", ".mkv", ".webm", ".avi", ".flv", ".mpg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")  # audio-only windows
 LABELS_FILE = "labels.csv"
 LABEL_COLUMNS = ("path", "emotion", "gender", "speaker")
 MAX_WINDOW = 6.0  # seconds: the shard format's and the model's cap
@@ -100,7 +105,7 @@ class VideoLabels:
 
 
 def read_clips(root: Path, options: RecipeOptions) -> CorpusClips:
-    """The windows of every video under `root`. Raises CorpusError when root is not a folder or holds no video."""
+    """The windows of every video and sound file under `root`. Raises CorpusError when root is not a folder or holds neither."""
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(f"{root}: no such folder")
@@ -108,10 +113,10 @@ def read_clips(root: Path, options: RecipeOptions) -> CorpusClips:
         raise CorpusError(f"clips: label policy {options.label_policy!r} is not known; the only one is "
                           f"{LABELS_FILE!r} (labels come from ROOT/{LABELS_FILE} when it exists)")
     windowing = windowing_from(options.settings)
-    videos = find_videos(root)
+    videos = find_media(root)
     if not videos:
-        raise CorpusError(f"{root}: no videos here or below ({', '.join(VIDEO_SUFFIXES)}); "
-                          "point --root at the folder that holds them")
+        raise CorpusError(f"{root}: no videos or sound files here or below "
+                          f"({', '.join(VIDEO_SUFFIXES + AUDIO_SUFFIXES)}); point --root at the folder that holds them")
     problems: list[Problem] = []
     labels_path = root / LABELS_FILE
     labels = read_labels(labels_path, videos, options.classes, problems) if labels_path.is_file() else None
@@ -119,20 +124,21 @@ def read_clips(root: Path, options: RecipeOptions) -> CorpusClips:
     clips: list[ClipRecord] = []
     for relative in videos:
         path = root / relative
+        audio_only = path.suffix.lower() in AUDIO_SUFFIXES
         try:
-            info = probe(str(path))
+            seconds = audio_duration(path) if audio_only else probe(str(path)).duration
         except BadInput as error:
             problems.append(Problem(str(path), None, None, str(error)))
             continue
-        if info.duration is None:
+        if seconds is None:
             problems.append(Problem(str(path), None, None, "its header gives no duration"))
             continue
-        if info.duration < 1 / FPS:
+        if seconds < 1 / FPS:
             problems.append(Problem(str(path), None, None,
-                                    f"shorter than one frame ({info.duration:.3f} s, a frame is {1 / FPS:.3f} s)"))
+                                    f"shorter than one frame ({seconds:.3f} s, a frame is {1 / FPS:.3f} s)"))
             continue
         video_labels = labels.get(relative) if labels is not None else None
-        clips += video_windows(path, relative, info.duration, windowing, video_labels)
+        clips += video_windows(path, relative, seconds, windowing, video_labels, audio_only)
     classes = SHARED_EMOTIONS if options.classes == "shared" else tuple(sorted(
         {clip.emotion for clip in clips if clip.emotion is not None}))
     return CorpusClips(
@@ -167,14 +173,14 @@ def windowing_from(settings: dict[str, str]) -> Windowing:
     return Windowing(window=values["window"], hop=values["hop"])
 
 
-def find_videos(root: Path) -> list[str]:
-    """Relative POSIX paths of the video files under root, sorted; hidden files and folders skipped."""
+def find_media(root: Path) -> list[str]:
+    """Relative POSIX paths of the video and sound files under root, sorted; hidden files and folders skipped."""
     found = []
     for path in root.rglob("*"):
         relative = path.relative_to(root)
         if any(part.startswith(".") for part in relative.parts):
             continue  # .git, .DS_Store, macOS "._name.mp4" resource forks: never the user's videos
-        if path.suffix.lower() in VIDEO_SUFFIXES and path.is_file():
+        if path.suffix.lower() in VIDEO_SUFFIXES + AUDIO_SUFFIXES and path.is_file():
             found.append(relative.as_posix())
     return sorted(found)
 
@@ -196,7 +202,7 @@ def read_labels(path: Path, videos: list[str], classes: str,
                 relative = (row.get("path") or "").strip().replace("\\", "/").removeprefix("./")
                 if relative not in known:
                     problems.append(Problem(str(path), line, None,
-                                            f"{relative!r} is not a video under {path.parent}"))
+                                            f"{relative!r} is not a video or sound file under {path.parent}"))
                     continue
                 if relative in labels:
                     problems.append(Problem(str(path), line, None, f"{relative!r} is listed twice; the first row counts"))
@@ -233,7 +239,8 @@ def video_speaker(relative: str) -> str:
 
 
 def video_windows(path: Path, relative: str, seconds: float, windowing: Windowing,
-                  labels: VideoLabels | None) -> list[ClipRecord]:
+                  labels: VideoLabels | None, audio_only: bool = False) -> list[ClipRecord]:
+    """The file's windows; a sound file's (audio_only) have no video."""
     spans = windowing.windows(seconds)
     stem = clip_stem(relative)
     return [
@@ -247,12 +254,13 @@ def video_windows(path: Path, relative: str, seconds: float, windowing: Windowin
             group="all",
             audio_path=str(path),
             audio_window=(start, end),
-            video_path=str(path),
+            video_path=None if audio_only else str(path),
             start=start,
             end=end,
             region="full",
             crop="face",
-            extra={"source": relative, "window": index, "windows": len(spans), "video_seconds": seconds},
+            extra={"source": relative, "window": index, "windows": len(spans),
+                   "audio_seconds" if audio_only else "video_seconds": seconds},
         )
         for index, (start, end) in enumerate(spans)
     ]

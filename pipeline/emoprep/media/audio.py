@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import io
 import math
+import re
+import struct
 import subprocess
 import tempfile
 from dataclasses import dataclass
@@ -24,9 +26,12 @@ from shardformat import SAMPLE_RATE
 
 from emoprep.atomic import write_bytes
 from emoprep.media.bad_input import BadInput
+from emoprep.media.container import duration, header, last_line, seeks_well
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 
 _TAIL_SECONDS = 0.1  # decoded past a window's end, then cut off (read_audio_stream)
+_AUDIO_STREAM = re.compile(r"^\s*Stream #\S+.*?: Audio: ", re.MULTILINE)  # not the file name, which may say anything
+SOUND_FILES = (".wav", ".flac", ".ogg")  # read by soundfile directly; any other audio source goes through ffmpeg
 
 
 class AudioError(BadInput):
@@ -53,23 +58,87 @@ class Waveform:
         return ", ".join(notes) or None
 
 
-def read_waveform(path: str | Path, max_samples: int = MAX_SAMPLES) -> Waveform:
-    """The first `max_samples` samples of a sound file as 16 kHz mono int16 (never padded)."""
+def read_waveform(path: str | Path, start: float = 0.0, seconds: float | None = None,
+                  max_samples: int = MAX_SAMPLES) -> Waveform:
+    """[start, start + seconds) of a sound file (None: to its end), at most `max_samples`, as 16 kHz mono int16.
+
+    Never padded. A window is read by seeking in the file (sound files seek sample-exactly).
+    """
     path = Path(path)
     if not path.is_file():
         raise AudioError("missing audio", f"{path} does not exist")
     try:
         with sf.SoundFile(path) as file:
             rate, channels = file.samplerate, file.channels
+            first = round(start * rate)
+            if first:
+                file.seek(min(first, file.frames))
+            frames = -1 if seconds is None else round(seconds * rate)
             if rate == SAMPLE_RATE and channels == 1:
-                samples = file.read(max_samples, dtype="int16")
+                samples = file.read(max_samples if frames < 0 else min(frames, max_samples), dtype="int16")
             else:
-                samples = _to_16k_mono(file.read(dtype="float64", always_2d=True), rate)[:max_samples]
+                samples = _to_16k_mono(file.read(frames, dtype="float64", always_2d=True), rate)[:max_samples]
     except (sf.LibsndfileError, RuntimeError, ValueError) as error:
         raise AudioError("unreadable audio", f"{path}: {error}") from error
     if len(samples) == 0:
-        raise AudioError("empty audio", f"{path} holds no samples")
+        where = f" from {start:.3f} s" if start else ""
+        raise AudioError("empty audio", f"{path} holds no samples{where}")
     return Waveform(samples=samples, source_rate=rate, source_channels=channels)
+
+
+def audio_duration(path: str | Path) -> float:
+    """Seconds of audio in a file, from its header, checked as far as the header allows.
+
+    Sound files are asked through soundfile, which also finds a wav cut short (its header
+    promises more data than the file holds); any other file (mp3, a video) through
+    ffmpeg's header. Raises AudioError naming the file: "missing audio", "unreadable
+    audio", "no audio stream", "empty audio", "truncated audio".
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError("missing audio", f"{path} does not exist")
+    if path.suffix.lower() in SOUND_FILES:
+        try:
+            info = sf.info(path)
+        except (sf.LibsndfileError, RuntimeError, ValueError) as error:
+            raise AudioError("unreadable audio", f"{path}: {error}") from error
+        if info.frames == 0:
+            raise AudioError("empty audio", f"{path} holds no samples")
+        promised = _wav_promised_frames(path) if info.format == "WAV" else None
+        if promised is not None and promised > info.frames:
+            raise AudioError("truncated audio", f"{path}: its header promises {promised / info.samplerate:.3f} s, "
+                                                f"the file holds {info.frames / info.samplerate:.3f} s (cut short?)")
+        return info.frames / info.samplerate
+    text = header(str(path))
+    seconds = duration(text)
+    if _AUDIO_STREAM.search(text) is None:
+        kind = "no audio stream" if seconds is not None else "unreadable audio"
+        raise AudioError(kind, f"{path}: {last_line(text) if seconds is None else 'it has no audio stream'}")
+    if not seconds:
+        raise AudioError("empty audio", f"{path}: its header gives no duration")
+    return seconds
+
+
+def _wav_promised_frames(path: Path) -> int | None:
+    """Frames a RIFF wav's `data` chunk says it holds (None where the header cannot say: streamed, odd)."""
+    with path.open("rb") as file:
+        head = file.read(12)
+        if len(head) < 12 or head[:4] != b"RIFF" or head[8:12] != b"WAVE":
+            return None
+        block = None
+        while chunk := file.read(8):
+            if len(chunk) < 8:
+                return None
+            name, size = chunk[:4], struct.unpack("<I", chunk[4:])[0]
+            if name == b"fmt ":
+                fmt = file.read(size + size % 2)
+                block = struct.unpack("<H", fmt[12:14])[0] if len(fmt) >= 14 else None
+            elif name == b"data":
+                # 0 and 0xFFFFFFFF are what streaming writers leave when they cannot go back to fill it in.
+                return size // block if block and size not in (0, 0xFFFFFFFF) else None
+            else:
+                file.seek(size + size % 2, 1)
+    return None
 
 
 def read_audio_stream(
@@ -81,7 +150,9 @@ def read_audio_stream(
     32-bit float WAV (a temporary file, so the header tells rate and channels), and the
     downmix and resampling are read_waveform's (resample_poly's anti-aliasing FIR), so a
     video's soundtrack and a sentence wav are converted alike. Seeking is ffmpeg's input
-    seek, which decodes from the previous packet and drops samples up to `start`.
+    seek, which decodes from the previous packet and drops samples up to `start`; in a
+    container that seeks badly (Flash video, emoprep.media.container) the stream is
+    decoded from its start instead and the samples before `start` dropped on output.
     Raises AudioError naming the file: "no audio stream", "unreadable audio", "empty audio".
     """
     path = Path(path)
@@ -93,11 +164,13 @@ def read_audio_stream(
     # No seek at 0: `-ss 0` makes ffmpeg drop an AAC stream's first frame (1,024 samples) with its priming.
     window = (["-ss", f"{start:.6f}"] if start > 0 else []) + (
         [] if duration is None else ["-t", f"{duration + _TAIL_SECONDS:.6f}"])
+    # Before `-i` the window is a seek; after it (an output option) ffmpeg decodes from 0 and drops up to start.
+    seek, cut = (window, []) if start <= 0 or seeks_well(path) else ([], window)
     with tempfile.TemporaryDirectory(prefix="emoprep-audio-") as folder:
         wav = Path(folder) / "stream.wav"
         result = subprocess.run(
-            [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *window, "-i", str(path),
-             "-map", "0:a:0", "-vn", "-c:a", "pcm_f32le", "-f", "wav", str(wav)],
+            [ffmpeg_exe(), "-nostdin", "-hide_banner", "-loglevel", "error", *seek, "-i", str(path),
+             "-map", "0:a:0", "-vn", *cut, "-c:a", "pcm_f32le", "-f", "wav", str(wav)],
             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )
         message = result.stderr.decode("utf-8", "replace").strip()

@@ -2,8 +2,9 @@
 decoded by ffmpeg and streamed frame by frame.
 
 One ffmpeg process per utterance does the seeking (`-ss` before `-i`, frame
-exact for IEMOCAP's AVIs), the cut to the speaker's region, the resampling to 25 fps
-and an area downscale, so Python only ever sees small frames. They come as
+exact for IEMOCAP's AVIs; never for a window that starts at 0, and never in a container
+that seeks badly, Flash video: see emoprep.media.container), the cut to the speaker's
+region, the resampling to 25 fps and an area downscale, so Python only ever sees small frames. They come as
 4:2:0 YUV and OpenCV turns them into RGB: converting inside ffmpeg's scaler
 cost about twice as much as the scaling alone (measured on the synthetic
 corpus; benchmarks/extract.py). The downscale is chosen so that a CROP_SIDE (224) pixel square of the source
@@ -12,12 +13,12 @@ scaled half is then a 224-pixel crop downsampled with the area filter, and
 the same frames serve the face detector (faces of about 100 source pixels
 are about 43 pixels there, comfortably above the detectors' minimum).
 
-There is no ffprobe: `probe` parses the stream header that `ffmpeg -i` prints.
+There is no ffprobe: `probe` parses the stream header that `ffmpeg -i` prints
+(emoprep.media.container.header).
 """
 
 from __future__ import annotations
 
-import functools
 import math
 import re
 import subprocess
@@ -31,6 +32,7 @@ import numpy as np
 from shardformat import FPS, FRAME_SIZE  # the format's frame rate and crop size, defined once
 
 from emoprep.media.bad_input import BadInput
+from emoprep.media.container import duration, header, last_line, seeks_well
 from emoprep.media.ffmpeg_bin import ffmpeg_exe
 
 CROP_SIDE = 224  # the face crop in source pixels (the seed paper's)
@@ -101,7 +103,6 @@ def frames_in_window(seconds: float) -> int:
 
 
 _DIMENSIONS = re.compile(r"Stream #\S+.*?: Video: .*?\b(\d{2,5})x(\d{2,5})\b")
-_DURATION = re.compile(r"Duration: (\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 
 
 def parse_header(text: str) -> VideoInfo | None:
@@ -109,28 +110,17 @@ def parse_header(text: str) -> VideoInfo | None:
     dimensions = _DIMENSIONS.search(text)
     if dimensions is None:
         return None
-    duration = _DURATION.search(text)
-    seconds = None
-    if duration is not None:
-        hours, minutes, secs = duration.groups()
-        seconds = int(hours) * 3600 + int(minutes) * 60 + float(secs)
-    return VideoInfo(width=int(dimensions.group(1)), height=int(dimensions.group(2)), duration=seconds)
+    return VideoInfo(width=int(dimensions.group(1)), height=int(dimensions.group(2)), duration=duration(text))
 
 
-@functools.lru_cache(maxsize=64)
 def probe(path: str) -> VideoInfo:
-    """The video's size and duration. Cached: every utterance of a dialog asks about the same file."""
+    """The video's size and duration (the header is read once per file: every utterance of a dialog asks)."""
     if not Path(path).is_file():
         raise VideoError("missing video", f"{path} does not exist")
-    # Without an output ffmpeg exits 1 after printing the header: that is the expected outcome here.
-    result = subprocess.run(
-        [ffmpeg_exe(), "-hide_banner", "-nostdin", "-i", path],
-        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-    )
-    text = result.stderr.decode("utf-8", "replace")
+    text = header(path)
     info = parse_header(text)
     if info is None or info.width < 2 or info.height < 1:
-        raise VideoError("unreadable video", f"{path}: {_last_line(text) or 'ffmpeg found no video stream'}")
+        raise VideoError("unreadable video", f"{path}: {last_line(text) or 'ffmpeg found no video stream'}")
     return info
 
 
@@ -139,13 +129,21 @@ def read_window(path: str, start: float, seconds: float, half: HalfGeometry) -> 
 
     T is frames_in_window(seconds), or fewer when the video ends first (the
     frames that exist are returned; zero of them is not an error here).
+    The window is cut by seeking, or (from 0, or in a container that seeks badly) by
+    decoding from the file's start and trimming what comes before `start`; either
+    way the frames start with the first source frame at or after `start`.
     Raises VideoError when ffmpeg fails.
     """
     wanted = frames_in_window(seconds)
+    seek = start > 0 and seeks_well(path)
+    decoded = (ffmpeg.input(path, ss=f"{start:.6f}", t=f"{seconds + _TAIL_SECONDS:.6f}", threads=1) if seek
+               else ffmpeg.input(path, t=f"{max(start, 0.0) + seconds + _TAIL_SECONDS:.6f}", threads=1))
+    cropped = decoded.video.filter("crop", half.width, half.height, half.x, 0)
+    if start > 0 and not seek:
+        # Decoded from 0: drop the frames before the window and start its clock there, as a seek does.
+        cropped = cropped.filter("trim", start=f"{start:.6f}").filter("setpts", "PTS-STARTPTS")
     stream = (
-        ffmpeg.input(path, ss=f"{start:.6f}", t=f"{seconds + _TAIL_SECONDS:.6f}", threads=1)
-        .video.filter("crop", half.width, half.height, half.x, 0)
-        .filter("fps", FPS)
+        cropped.filter("fps", FPS)
         .filter("scale", half.scaled_width, half.scaled_height, flags="area")
         .output("pipe:", format="rawvideo", pix_fmt="yuv420p", vframes=wanted, threads=1)
         .global_args("-nostdin", "-hide_banner", "-loglevel", "error")
@@ -168,7 +166,7 @@ def read_window(path: str, start: float, seconds: float, half: HalfGeometry) -> 
         returncode = process.wait()
         if returncode != 0:
             errors.seek(0)
-            message = _last_line(errors.read().decode("utf-8", "replace"))
+            message = last_line(errors.read().decode("utf-8", "replace"))
             raise VideoError("unreadable video", f"{path} at {start:.3f} s: ffmpeg exited {returncode}: {message}")
     return frames[:count]
 
@@ -183,7 +181,3 @@ def _read_exactly(stream, buffer: memoryview) -> bool:
         filled += got
     return True
 
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.splitlines() if line.strip()]
-    return lines[-1] if lines else ""

@@ -3,7 +3,8 @@
 Layout (as a git checkout of the corpus):
 
   CREMA-D/AudioWAV/<name>.wav                  16 kHz mono PCM_16
-  CREMA-D/VideoFlash/<name>.flv                480x360, 29.97 fps, FLV1 (Sorenson H.263) + MP3 (44.1 kHz mono)
+  CREMA-D/VideoFlash/<name>.flv                480x360, 29.97 fps, FLV1 (Sorenson H.263) + MP3 (44.1 kHz mono),
+                                               stream 0 a data stream (an onXMPData tag)
   CREMA-D/VideoDemographics.csv                strings quoted, numbers not
   CREMA-D/SentenceFilenames.csv                numbers bare, names quoted, no final newline
   CREMA-D/processedResults/summaryTable.csv    every field quoted
@@ -13,12 +14,22 @@ votes mostly agree, sometimes pick a confusable emotion and sometimes tie
 (`N:S`). A few flv files have no audio stream, as some real ones had until
 2020. Clips are drawn per (seed, actor, clip index), so a clip is the same
 whatever order or thread writes it.
+
+The real video is On2 VP6 (`vp6f`), which ffmpeg decodes but cannot encode (it has
+no VP6 encoder), so the twin's is FLV1 in the same container. What the container
+holds is the real one's: an Adobe encoder's XMP packet in a script tag (`onXMPData`)
+right after `onMetaData`, which ffmpeg reads as stream 0, a data stream, then the MP3
+audio (stream 1) and the video (stream 2). Being Flash video, the twin takes extract's
+no-seek path (emoprep.media.container) as the real files do; but ffmpeg does seek in
+FLV1, so only the real VP6 files show that `-ss 0` gives no frame at all
+(tests/emoprep/test_real_crema_d.py).
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import struct
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -48,7 +59,7 @@ from emoprep.synth.output import (
 from emoprep.synth.plan import GRID, SAMPLE_RATE
 from emoprep.synth.signal import draw_face, draw_voice
 
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2  # 2: the flv's data stream (onXMPData) first
 FRAMING = Framing(480, 360, (236, 236, 232))  # an off-white studio wall
 VIDEO_QUALITY = 4  # flv -q:v
 # DFA first: the one-sentence twin then has all six emotions at level XX, like most of the corpus.
@@ -194,6 +205,37 @@ def clip_paths(root: Path, clip: TwinClip) -> tuple[Path, Path]:
     return root / AUDIO_FOLDER / f"{clip.name}.wav", root / VIDEO_FOLDER / f"{clip.name}.flv"
 
 
+# A minimal XMP packet of the kind Adobe's Flash encoders put in every CREMA-D flv.
+XMP_PACKET = ('<?xpacket begin="\ufeff" id="W5M0MpCehiHzreSzNTczkc9d"?>'
+              '<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">'
+              '<rdf:Description rdf:about="" xmlns:xmp="http://ns.adobe.com/xap/1.0/" '
+              'xmp:CreatorTool="emoprep synth"/></rdf:RDF></x:xmpmeta><?xpacket end="w"?>')
+_SCRIPT_TAG = 0x12
+
+
+def _amf_string(text: str) -> bytes:
+    data = text.encode("utf-8")
+    return struct.pack(">H", len(data)) + data
+
+
+def add_xmp_data_tag(flv: Path) -> None:
+    """Insert an `onXMPData` script tag after the first tag (ffmpeg's `onMetaData`), as the real files have it.
+
+    FLV is a header, then tags each followed by its 4-byte size; ffmpeg's muxer writes no
+    byte offsets (no keyframe index) by default, so nothing after the insertion moves out of place.
+    """
+    data = flv.read_bytes()
+    first = struct.unpack(">I", data[5:9])[0] + 4  # the header's size, then PreviousTagSize0
+    if data[:3] != b"FLV" or data[first] != _SCRIPT_TAG:
+        raise ValueError(f"{flv}: not an FLV file that opens with a script tag")
+    after = first + 11 + int.from_bytes(data[first + 1:first + 4], "big") + 4
+    # AMF0: the name, then an ECMA array of one entry, liveXML -> the packet; 0x000009 ends the array.
+    body = (b"\x02" + _amf_string("onXMPData") + b"\x08" + struct.pack(">I", 1)
+            + _amf_string("liveXML") + b"\x02" + _amf_string(XMP_PACKET) + b"\x00\x00\x09")
+    tag = bytes([_SCRIPT_TAG]) + len(body).to_bytes(3, "big") + bytes(7) + body  # timestamp 0, stream id 0
+    flv.write_bytes(data[:after] + tag + struct.pack(">I", len(tag)) + data[after:])
+
+
 def write_clip(root: Path, clip: TwinClip) -> None:
     """The clip's wav, then its flv (whose presence marks the clip complete)."""
     wav, flv = clip_paths(root, clip)
@@ -201,7 +243,7 @@ def write_clip(root: Path, clip: TwinClip) -> None:
     write_wav(wav, clip_audio(clip.acted), SAMPLE_RATE)
     audio = {"acodec": "libmp3lame", "ar": 44100, "ac": 1, "b:a": "64k"} if clip.flv_audio else {}
     encode_video(flv, clip_frames(FRAMING, clip.acted), (FRAMING.width, FRAMING.height), FRAME_RATE,
-                 wav if clip.flv_audio else None, clip.name, format="flv", vcodec="flv",
+                 wav if clip.flv_audio else None, clip.name, finish=add_xmp_data_tag, format="flv", vcodec="flv",
                  **{"q:v": VIDEO_QUALITY}, **audio, **BITEXACT)
 
 

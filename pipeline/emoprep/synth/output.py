@@ -59,10 +59,12 @@ def write_wav(path: Path, samples: np.ndarray, rate: int) -> None:
 
 
 def encode_video(path: Path, frames: Iterable[memoryview], size: tuple[int, int], frame_rate: Fraction,
-                 audio: Path | None, name: str, **output: Any) -> None:
+                 audio: Path | None, name: str, finish: Callable[[Path], None] | None = None,
+                 **output: Any) -> None:
     """Raw I420 frames on stdin (and `audio`, a file, when given) -> `path`, encoded as `output` says.
 
     `output` holds ffmpeg's output options (format, codecs, rates); add BITEXACT for reproducible bytes.
+    `finish` rewrites the encoded file (what ffmpeg cannot write) before it is moved into place.
     """
     video = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="yuv420p", s=f"{size[0]}x{size[1]}",
                          framerate=f"{frame_rate.numerator}/{frame_rate.denominator}")
@@ -81,6 +83,8 @@ def encode_video(path: Path, frames: Iterable[memoryview], size: tuple[int, int]
         errors = process.stderr.read().decode(errors="replace").strip()
         if process.wait() != 0:
             raise SynthError(f"{name}: ffmpeg could not encode {path.name}: {errors or 'no message'}")
+        if finish is not None:
+            finish(temporary)
 
 
 def remove_leftovers(paths: Iterable[Path]) -> None:

@@ -14,8 +14,8 @@ from emotrain.config import DEVICES, ConfigError
 from emotrain.data import ShardsError
 from emotrain.predict import DROPS, FILLS, Predictor, predict_shards, select_shards
 from emotrain.prediction_table import (
-    TABLE_SUFFIXES, summarise, video_columns, video_rows, videos_path, window_columns, window_rows, write_table,
-    write_timelines,
+    TABLE_SUFFIXES, failed_input_rows, row_order, summarise, video_columns, video_rows, videos_path, window_columns,
+    window_rows, write_table, write_timelines,
 )
 
 # Exit status: 0 every window predicted; SOME_FAILED some windows failed (named on stderr and in the
@@ -43,8 +43,12 @@ SOME_FAILED = 3
               help="The run's training shards, for the branch means (default: where the run was trained from).")
 @click.option("--drop", type=click.Choice(DROPS), default=None,
               help="Predict as if every sample lacked this modality (to measure what a missing one costs).")
+@click.option("--failed-inputs", type=click.Path(exists=True, dir_okay=False, path_type=Path), default=None,
+              help="A CSV of inputs that never became a sample (source,key,start,end,reason; "
+                   "`python -m emoprep.failed_inputs WORK OUT.csv` writes it): failed rows in both tables.")
 def predict(run: str, shards: tuple[str, ...], out: Path, checkpoint: str, split: str | None, part: str, timeline: bool,
-            batch_size: int, workers: int, device: str, fill: str, fill_shards: str | None, drop: str | None) -> None:
+            batch_size: int, workers: int, device: str, fill: str, fill_shards: str | None, drop: str | None,
+            failed_inputs: Path | None) -> None:
     """Predict emotion and gender for every window (sample) of a shard folder; a row per window and per video.
 
     \b
@@ -71,6 +75,8 @@ def predict(run: str, shards: tuple[str, ...], out: Path, checkpoint: str, split
     for row in rows:
         if row["status"] == "failed":
             click.echo(f"failed {row['source']}: {row['key'] or '-'}: {row['reason']}", err=True)
+    if failed_inputs is not None:  # named on stderr by what wrote the file
+        rows = sorted(rows + failed_input_rows(failed_inputs, emotions, genders), key=row_order)
     write_table(rows, window_columns(emotions, genders), out)
     write_table(video_rows(rows, emotions, genders), video_columns(emotions, genders), videos_path(out))
     written = [str(out), str(videos_path(out))]
