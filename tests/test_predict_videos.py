@@ -158,3 +158,34 @@ def test_every_input_file_gets_a_row_in_the_video_table_a_failed_one_with_its_re
     with out.open(newline="") as file:
         windows = list(csv.DictReader(file))
     assert sum(r["status"] == "failed" for r in windows) == 5 and len(windows) == 4 + 5  # 4 windows predicted
+
+
+def test_make_predict_on_a_folder_where_nothing_can_be_predicted_still_writes_every_files_reason(trained_run,
+                                                                                                  tmp_path):
+    """No input gives a sample: the Makefile's recipe writes both tables of failed rows and ends with status 1."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    (folder / "notes.wav").write_text("a text file named .wav\n")
+    (folder / "zero.mp4").write_bytes(b"")
+    out = tmp_path / "predictions.csv"
+    repo = Path(__file__).resolve().parents[1]
+    # -o install: use the interpreter running these tests (BIN) as it is; never (re)build a venv here.
+    result = subprocess.run(["make", "-s", "-o", "install", "predict", f"BIN={Path(sys.executable).parent}",
+                             f"VIDEOS={folder}", f"RUN={trained_run}", f"OUT={out}", "PREDICT_OPTIONS=--device cpu"],
+                            cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 2 and "Error 1" in result.stderr, result.stderr  # make reports the recipe's 1
+    assert "no window could be predicted" in result.stderr
+    with out.with_name("predictions-videos.csv").open(newline="") as file:
+        files = {row["source"]: row for row in csv.DictReader(file)}
+    assert set(files) == {"notes.wav", "zero.mp4"}
+    assert files["notes.wav"]["reason"].startswith("unreadable audio: ") and files["notes.wav"]["windows"] == "0"
+    assert files["zero.mp4"]["reason"].startswith("unreadable video: ") and files["zero.mp4"]["emotion"] == ""
+    with out.open(newline="") as file:
+        assert [(row["source"], row["status"]) for row in csv.DictReader(file)] == [("notes.wav", "failed"),
+                                                                                   ("zero.mp4", "failed")]
