@@ -11,8 +11,8 @@ from shardformat import PARTS
 from emotrain.checkpoint import CheckpointError
 from emotrain.commands.options import read_options, shards_option
 from emotrain.config import DEVICES, ConfigError
-from emotrain.data import ShardsError
-from emotrain.predict import DROPS, FILLS, Predictor, predict_shards, select_shards
+from emotrain.data import Part, ShardsError
+from emotrain.predict import DROPS, FILLS, Predictor, WindowPrediction, predict_shards, select_shards
 from emotrain.prediction_table import (
     TABLE_SUFFIXES, failed_input_rows, row_order, summarise, video_columns, video_rows, videos_path, window_columns,
     window_rows, write_table, write_timelines,
@@ -67,8 +67,8 @@ def predict(run: str, shards: tuple[str, ...], out: Path, checkpoint: str, split
         raise click.BadParameter(f"{out}: give a .csv or .parquet file", param_hint="--out")
     if not shards and failed_inputs is None:
         raise click.UsageError("give --shards (or --failed-inputs alone, when no input gave a sample)")
-    selection = None
-    predictions = []
+    selection: Part | None = None
+    predictions: list[WindowPrediction] = []
     try:
         # The run is loaded even with nothing to predict: its classes are the tables' columns.
         predictor = Predictor.from_run(run, checkpoint=checkpoint, device=device, fill=fill, fill_shards=fill_shards)
