@@ -74,17 +74,21 @@ clean-demo:
 # VIDEOS may hold videos and sound files (wav, flac, mp3, ogg: audio-only windows).
 # labels (names the files that are not usable), extract (every window), emoprep.failed_inputs (the files and
 # windows that gave no sample, each named), shard and predict (every input file gets a row in both tables, a
-# failed one with its reason), in a temporary folder removed afterwards. The recipe's status: 0 every window
-# predicted, 3 some inputs failed (in the recipe, extract or predict), 1 none or an unusable run/folder; make
-# itself exits 2 on any non-zero status and prints it ("Error 3").
+# failed one with its reason), in a temporary folder removed afterwards. Where no input gave a sample
+# (extract's status 2 with WORK on record), shard is skipped and predict writes the failed rows alone.
+# The recipe's status: 0 every window predicted, 3 some inputs failed (in the recipe, extract or predict),
+# 1 none or an unusable run/folder; make itself exits 2 on any non-zero status and prints it ("Error 3").
 OUT ?= predictions.csv
 EXTRACT_OPTIONS ?= --max-failures 100%
 predict: install
 	@test -n "$(VIDEOS)" -a -n "$(RUN)" || { echo "usage: make predict VIDEOS=folder RUN=run-folder [OUT=predictions.csv]" >&2; exit 2; }
 	@work=$$(mktemp -d) && trap 'rm -rf "$$work"' EXIT && \
-	$(BIN)/emoprep labels --corpus clips --root "$(VIDEOS)" --out "$$work/labels.parquet" > /dev/null && \
-	$(BIN)/emoprep extract --corpus clips --root "$(VIDEOS)" --out "$$work/work" $(EXTRACT_OPTIONS) && \
+	{ $(BIN)/emoprep labels --corpus clips --root "$(VIDEOS)" --out "$$work/labels.parquet" > /dev/null || true; } && \
+	{ $(BIN)/emoprep extract --corpus clips --root "$(VIDEOS)" --out "$$work/work" $(EXTRACT_OPTIONS); \
+	  extracted=$$?; test $$extracted -eq 0 -o \( $$extracted -eq 2 -a -f "$$work/work/manifest.parquet" \) || exit 1; } && \
 	{ $(BIN)/python -m emoprep.failed_inputs "$$work/work" "$$work/failed-inputs.csv" || test $$? -eq 3; } && \
-	$(BIN)/emoprep shard --work "$$work/work" --out "$$work/shards" && \
-	$(BIN)/emotrain predict --run "$(RUN)" --shards "$$work/shards" --out "$(OUT)" \
+	if test $$extracted -eq 0; then \
+		$(BIN)/emoprep shard --work "$$work/work" --out "$$work/shards" && set -- --shards "$$work/shards"; \
+	else set --; fi && \
+	$(BIN)/emotrain predict --run "$(RUN)" "$$@" --out "$(OUT)" \
 		--failed-inputs "$$work/failed-inputs.csv" $(PREDICT_OPTIONS)

@@ -158,3 +158,49 @@ def test_every_input_file_gets_a_row_in_the_video_table_a_failed_one_with_its_re
     with out.open(newline="") as file:
         windows = list(csv.DictReader(file))
     assert sum(r["status"] == "failed" for r in windows) == 5 and len(windows) == 4 + 5  # 4 windows predicted
+
+
+@pytest.mark.parametrize("with_failed_window", [False, True], ids=["every-file-left-out", "every-window-failed"])
+def test_make_predict_on_a_folder_where_nothing_can_be_predicted_still_writes_every_files_reason(
+        trained_run, tmp_path, with_failed_window):
+    """No input gives a sample: the Makefile's recipe writes both tables of failed rows and ends with status 1.
+
+    Either the recipe leaves every file out (extract has nothing to do), or a video it keeps
+    fails in extract too (its window's audio is gone): extract exits 2 in both cases.
+    """
+    import shutil
+    import subprocess
+    import sys
+
+    from tests.emoprep.media_factory import truncated_copy
+
+    if shutil.which("make") is None:
+        pytest.skip("make is not installed")
+    folder = tmp_path / "inputs"
+    folder.mkdir()
+    (folder / "notes.wav").write_text("a text file named .wav\n")
+    (folder / "zero.mp4").write_bytes(b"")
+    expected = {"notes.wav": "unreadable audio: ", "zero.mp4": "unreadable video: "}
+    if with_failed_window:
+        whole = make_video(tmp_path / "whole.mp4", 3.0, audio=tones(3.0, 48_000, (300.0,)), size="160x120",
+                           faststart=True)
+        truncated_copy(whole, folder / "cut.mp4", keep=0.05)  # its header reads; its one window has no audio
+        expected["cut.mp4"] = "empty audio: "
+    out = tmp_path / "predictions.csv"
+    repo = Path(__file__).resolve().parents[1]
+    # -o install: use the interpreter running these tests (BIN) as it is; never (re)build a venv here.
+    result = subprocess.run(["make", "-s", "-o", "install", "predict", f"BIN={Path(sys.executable).parent}",
+                             f"VIDEOS={folder}", f"RUN={trained_run}", f"OUT={out}", "PREDICT_OPTIONS=--device cpu",
+                             "EXTRACT_OPTIONS=--max-failures 100% --face-detector haar --workers 1"],
+                            cwd=repo, capture_output=True, text=True)
+    assert result.returncode == 2 and "Error 1" in result.stderr, result.stderr  # make reports the recipe's 1
+    assert "no window could be predicted" in result.stderr
+    with out.with_name("predictions-videos.csv").open(newline="") as file:
+        files = {row["source"]: row for row in csv.DictReader(file)}
+    assert set(files) == set(expected)
+    for source, reason in expected.items():
+        assert files[source]["reason"].startswith(reason) and source in files[source]["reason"], files[source]
+        assert files[source]["emotion"] == "" and files[source]["failed"] == ("1" if source == "cut.mp4" else "0")
+    with out.open(newline="") as file:
+        assert sorted((row["source"], row["status"]) for row in csv.DictReader(file)) == [
+            (source, "failed") for source in sorted(expected)]

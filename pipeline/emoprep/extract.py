@@ -219,6 +219,13 @@ def run_extract(options: ExtractOptions, progress: ProgressFactory = _no_progres
     if options.limit is not None:
         kept = kept[:options.limit]
     if not kept:
+        if clips.problems and options.job_slice is None:
+            # The files the recipe left out are still put on record (an empty manifest and
+            # problems.csv), so that `make predict` can give each of them its failed row;
+            # with nothing to record, no WORK is made.
+            with _locked(options.work, None):
+                write_manifest(options.work, labels_table(clips, []), {})
+                write_problems(options.work, clips.problems)
         raise ExtractError(
             f"{clips.root}: nothing to extract: no {clips.corpus} utterance has a kept label "
             f"({', '.join(clips.classes)}) under policy {clips.label_policy.get('name')} "

@@ -1,4 +1,4 @@
-"""Independent readers for the synthetic twins' media: ffmpeg's stream header, a decoded frame, Haar faces.
+"""Independent readers for the media: ffmpeg's stream header, a decoded frame, Haar faces, a reference resampling.
 
 Written here, not taken from emoprep, so the tests check the files against the formats and not
 against the code that wrote them.
@@ -7,8 +7,10 @@ against the code that wrote them.
 from __future__ import annotations
 
 import io
+import math
 import re
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
@@ -60,3 +62,39 @@ def haar_faces(bgr: np.ndarray) -> np.ndarray:
     detector = cv2.CascadeClassifier(cv2.data.haarcascades + "haarcascade_frontalface_default.xml")
     small = min(bgr.shape[:2]) // 8
     return detector.detectMultiScale(cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY), 1.1, 5, minSize=(small, small))
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How an extracted 16 kHz waveform compares with a reference resampling of its source."""
+
+    max_abs: float  # largest sample difference, full scale 1.0 (one int16 step is 3.1e-5)
+    rms: float  # root mean square of the difference
+    correlation: float  # Pearson, over the common length
+    length_difference: int  # extracted minus reference, in samples
+    clipped: int  # reference samples beyond 16-bit full scale (a resampled peak of a loud source overshoots)
+
+
+def resampled_16k(path: Path) -> np.ndarray:
+    """The whole file as 16 kHz mono float64: soundfile's samples, channels averaged, scipy's polyphase resampler."""
+    from scipy.signal import resample_poly
+
+    data, rate = sf.read(path, dtype="float64", always_2d=True)
+    mono = data.mean(axis=1)
+    divisor = math.gcd(16_000, rate)
+    return resample_poly(mono, 16_000 // divisor, rate // divisor) if rate != 16_000 else mono
+
+
+def agreement(extracted: np.ndarray, reference: np.ndarray) -> Agreement:
+    """Compare a 16-bit waveform read as floats (full scale 1.0) with a reference, over their common length.
+
+    The reference is clipped to what 16 bits hold first: a sample beyond full scale cannot be
+    stored by any 16-bit output, so it is counted (`clipped`), not charged as an error.
+    """
+    length = min(len(extracted), len(reference))
+    a, b = extracted[:length], reference[:length]
+    difference = a - np.clip(b, -1.0, 32767 / 32768)
+    return Agreement(max_abs=float(np.abs(difference).max()), rms=float(np.sqrt(np.mean(difference ** 2))),
+                     correlation=float(np.corrcoef(a, b)[0, 1]),
+                     length_difference=len(extracted) - len(reference),
+                     clipped=int(np.count_nonzero((b < -1.0) | (b > 32767 / 32768))))

@@ -15,8 +15,7 @@ from click.testing import CliRunner
 
 from emoprep.cli import main
 from emoprep.corpus import read_clips
-from emoprep.corpus.audio_folder import clip_id
-from emoprep.corpus.base import CorpusError, RecipeOptions
+from emoprep.corpus.base import CorpusError, RecipeOptions, path_id
 
 EMOTIONS = ("angry", "happy", "neutral", "sad", "fear")
 
@@ -44,7 +43,7 @@ def test_a_labelled_folder_becomes_audio_only_clips_with_speaker_folds(tmp_path)
     assert Counter(c.emotion for c in corpus.kept) == {"ang": 10, "hap": 10, "neu": 10, "sad": 10}
     fear = next(c for c in corpus.clips if c.extra["file"] == "s1/fear.wav")
     assert fear.emotion is None and fear.video_path is None and fear.end == 0.2
-    assert fear.audio_path == str(tmp_path / "s1" / "fear.wav") and fear.clip_id == clip_id("s1/fear.wav")
+    assert fear.audio_path == str(tmp_path / "s1" / "fear.wav") and fear.clip_id == path_id("s1/fear.wav")
     assert [s.name for s in corpus.splits] == [f"fold-{k}" for k in range(1, 6)]
     for split in corpus.splits:
         assert Counter(speakers[s] for s in split.test) == {"M": 1, "F": 1}

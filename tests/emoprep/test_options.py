@@ -40,12 +40,10 @@ def test_check_rejects_what_is_not_declared(options, message):
         SPEC.check(options)
 
 
-def test_every_recipe_but_clips_declares_its_options():
+def test_every_recipe_declares_its_options():
     for name in RECIPES:
         spec = recipe_spec(name)
-        assert (spec is None) == (name == "clips"), name
-        if spec is not None:
-            assert spec.name == name and spec.policies
+        assert spec.name == name and spec.policies
 
 
 def test_corpora_lists_each_recipes_settings():
@@ -55,6 +53,9 @@ def test_corpora_lists_each_recipes_settings():
     assert "song=0 | 1 (default 0)" in result.output
     assert "copies=auto | audio-video | audio-only (default auto)" in result.output
     assert "crema-d" not in result.output
+    clips = CliRunner().invoke(main, ["corpora", "clips"])
+    assert "labels.csv: the emotion column" in clips.output
+    assert "window=text (default 6)" in clips.output and "hop=text (default 6)" in clips.output
 
 
 def test_cli_set_is_checked_against_the_recipe(tmp_path: Path):

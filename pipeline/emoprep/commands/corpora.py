@@ -19,10 +19,6 @@ def corpora(names: tuple[str, ...]) -> None:
       emoprep labels --corpus ravdess --root /data/RAVDESS --out r.parquet --set copies=audio-only
     """
     for index, name in enumerate(names or RECIPES):
-        spec = recipe_spec(name)
         if index:
             click.echo()
-        # A recipe without a SPEC checks its options itself; its module docstring lists them.
-        click.echo(spec.describe() if spec else
-                   f"{name}: declares no options here; its module docstring lists them "
-                   f"(python -m pydoc emoprep.corpus.{name.replace('-', '_')})")
+        click.echo(recipe_spec(name).describe())

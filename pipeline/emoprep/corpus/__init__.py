@@ -26,6 +26,6 @@ def read_clips(corpus: str, root: str | Path, options: RecipeOptions = RecipeOpt
     return _recipe(corpus).read_clips(Path(root), options)
 
 
-def recipe_spec(corpus: str) -> RecipeSpec | None:
-    """The options `corpus` declares (its module's SPEC); None for a recipe that checks its own."""
-    return getattr(_recipe(corpus), "SPEC", None)
+def recipe_spec(corpus: str) -> RecipeSpec:
+    """The options `corpus` declares (its module's SPEC)."""
+    return _recipe(corpus).SPEC

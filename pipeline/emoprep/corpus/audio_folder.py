@@ -16,14 +16,13 @@ media without a label a warning.
 
 Splits: `fold-1..K` (setting `folds`, default 5): speaker-independent, dealt by gender
 from the speakers sorted by id (folds.actor_fold_splits); none with fewer than 3 speakers.
-Clip ids: the relative path with every run of characters other than [A-Za-z0-9_-] made
-'_', then 6 hex digits of the path's sha256 (two paths that read alike stay apart).
+Clip ids: base.path_id, the relative path made file-name safe, then 6 hex digits of the
+path's sha256 (two paths that read alike stay apart).
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -42,6 +41,8 @@ from emoprep.corpus.base import (
     RecipeOptions,
     RecipeSpec,
     Setting,
+    path_id,
+    short_digest,
 )
 from emoprep.corpus.folds import actor_fold_splits
 
@@ -57,7 +58,6 @@ SPEC = RecipeSpec(
               Setting("folds", "speaker-independent folds fold-1..K", "5", tuple(str(k) for k in range(2, 11)))),
 )
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 
 
@@ -71,19 +71,10 @@ class Row:
     gender: str | None
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()[:6]
-
-
-def clip_id(relative: str) -> str:
-    """File-name safe, unique and stable (see the module docstring)."""
-    return f"{_UNSAFE.sub('_', relative).strip('_') or 'audio'}-{_digest(relative)}"
-
-
 def speaker_id(written: str) -> str:
     """[A-Za-z0-9]+ as shards need; a name that had to be cleaned gets its digest, so two never merge."""
     cleaned = _NOT_ALNUM.sub("", written)
-    return cleaned if cleaned == written else f"{cleaned}{_digest(written)}"
+    return cleaned if cleaned == written else f"{cleaned}{short_digest(written)}"
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, dict[str, str]]]:
@@ -185,7 +176,7 @@ def read_clips(root: Path, options: RecipeOptions = RecipeOptions()) -> CorpusCl
     clips: list[ClipRecord] = []
     for row in rows:
         path = root / row.relative
-        identifier = clip_id(row.relative)
+        identifier = path_id(row.relative)
         if not path.is_file():
             problems.append(Problem(str(labels), row.line, identifier, f"names {path}, which is missing: row left out"))
             continue

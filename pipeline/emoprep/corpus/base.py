@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import hashlib
 import random
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -40,6 +41,24 @@ GENDER_WORDS = {"f": "F", "female": "F", "woman": "F", "m": "M", "male": "M", "m
 CLASS_SETS = ("shared", "all")  # `--classes`: the shared four, or the corpus's full set
 REGIONS = ("left", "right", "full")  # the part of the frame that shows the speaker
 CROP_POLICIES = ("paper", "face")  # crop side: the seed paper's 224 source pixels, or from the face's size
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")  # what a clip id may not hold (it names files and shard keys)
+
+
+def short_digest(text: str) -> str:
+    """6 hex digits of the text's sha256: keeps apart names that read alike once cleaned, the same in every run."""
+    return hashlib.sha256(text.encode()).hexdigest()[:6]
+
+
+def path_id(relative: str) -> str:
+    """The id of a file by its path under a corpus root, for recipes that read any folder (clips, audio-folder).
+
+    Every run of characters other than [A-Za-z0-9_-] becomes '_', then the path's short_digest
+    follows: file-name safe, unique (`a/b.wav` and `a_b.wav` stay apart) and stable (adding a
+    file never renames another's clips).
+    """
+    return f"{_UNSAFE.sub('_', relative).strip('_') or 'file'}-{short_digest(relative)}"
 
 
 class CorpusError(Exception):

@@ -17,36 +17,43 @@ short after its header) is extract's to report, window by window.
 
 An optional `labels.csv` at the root (header `path,emotion,gender,speaker`, path relative
 to the root; any column but path may be empty) makes the folder a small labelled test
-set: every window of a listed video takes its row's labels, emotions mapped to the shared
-classes (anger/angry -> ang, happiness/happy/joy -> hap, neutral -> neu, sadness/sad ->
-sad; anything else is kept as corpus_label only), and one split, "labelled", puts every
-speaker in its test part. Without it the set is unlabelled (emotion and gender None, no
-splits) and each video is its own speaker.
+set: every window of a listed video takes its row's labels (emotion words mapped to class
+codes by base.EMOTION_WORDS, anger/angry -> ang, happiness/happy/joy -> hap, ...; with the
+shared classes anything outside ang, hap, neu, sad is kept as corpus_label only; gender
+words by base.GENDER_WORDS), and one split, "labelled", puts every speaker in its test
+part. Without it the set is unlabelled (emotion and gender None, no splits) and each video
+is its own speaker. Settings (SPEC, `emoprep corpora clips`): window and hop.
 
-Clip ids: the relative path with every run of characters other than [A-Za-z0-9_-]
-made '_', then 6 hex digits of the path's sha256 (two paths that read alike after
-cleaning stay apart, and adding a file never renames another's windows), then the
-window: `talks_monday_mp4-1a2b3c-w002`.
+Clip ids: the file's base.path_id (its relative path made file-name safe, then 6 hex digits
+of the path's sha256: two paths that read alike after cleaning stay apart, and adding a
+file never renames another's windows), then the window: `talks_monday_mp4-1a2b3c-w002`.
 """
 
 from __future__ import annotations
 
 import csv
-import hashlib
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 from emoprep.corpus.base import (
+    EMOTION_WORDS,
+    GENDER_WORDS,
     GENDERS,
     SHARED_EMOTIONS,
+    Choice,
     ClipRecord,
     CorpusClips,
     CorpusError,
     Problem,
     RecipeOptions,
+    RecipeSpec,
+    Setting,
     SpeakerSplit,
+    path_id,
+    short_digest,
 )
 from emoprep.media.audio import audio_duration
 from emoprep.media.bad_input import BadInput
@@ -58,17 +65,16 @@ AUDIO_SUFFIXES = (".wav", ".flac", ".mp3", ".ogg")  # audio-only windows
 LABELS_FILE = "labels.csv"
 LABEL_COLUMNS = ("path", "emotion", "gender", "speaker")
 MAX_WINDOW = 6.0  # seconds: the shard format's and the model's cap
-DEFAULT_SETTINGS = {"window": "6", "hop": "6"}
 LABELLED_SPLIT = "labelled"
+SPEC = RecipeSpec(
+    name=CORPUS,
+    summary="any folder of videos or sound files, cut into windows, for prediction; an optional "
+            f"{LABELS_FILE} (path,emotion,gender,speaker) makes it a test set: docs/prediction.md",
+    policies=(Choice(LABELS_FILE, f"the emotion column of ROOT/{LABELS_FILE} when it exists (else unlabelled)"),),
+    settings=(Setting("window", f"seconds per window, at most {MAX_WINDOW:g}", "6"),
+              Setting("hop", "seconds between window starts (less than window: overlapping windows)", "6")),
+)
 
-_EMOTION_WORDS = {
-    "ang": "ang", "anger": "ang", "angry": "ang",
-    "hap": "hap", "happy": "hap", "happiness": "hap", "joy": "hap",
-    "neu": "neu", "neutral": "neu",
-    "sad": "sad", "sadness": "sad",
-}
-_GENDER_WORDS = {"f": "F", "female": "F", "woman": "F", "m": "M", "male": "M", "man": "M"}
-_UNSAFE = re.compile(r"[^A-Za-z0-9_-]+")
 _NOT_ALNUM = re.compile(r"[^A-Za-z0-9]+")
 
 
@@ -106,12 +112,10 @@ class VideoLabels:
 
 def read_clips(root: Path, options: RecipeOptions) -> CorpusClips:
     """The windows of every video and sound file under `root`. Raises CorpusError when root is not a folder or holds neither."""
+    options = SPEC.check(options)
     root = Path(root)
     if not root.is_dir():
         raise CorpusError(f"{root}: no such folder")
-    if options.label_policy not in (None, LABELS_FILE):
-        raise CorpusError(f"clips: label policy {options.label_policy!r} is not known; the only one is "
-                          f"{LABELS_FILE!r} (labels come from ROOT/{LABELS_FILE} when it exists)")
     windowing = windowing_from(options.settings)
     videos = find_media(root)
     if not videos:
@@ -154,13 +158,11 @@ def read_clips(root: Path, options: RecipeOptions) -> CorpusClips:
     )
 
 
-def windowing_from(settings: dict[str, str]) -> Windowing:
-    unknown = sorted(set(settings) - set(DEFAULT_SETTINGS))
-    if unknown:
-        raise CorpusError(f"clips: unknown setting(s) {', '.join(unknown)}; known: {', '.join(DEFAULT_SETTINGS)}")
+def windowing_from(settings: Mapping[str, str]) -> Windowing:
+    """The window and hop settings (SPEC.check filled in their defaults) as seconds; CorpusError for bad ones."""
     values = {}
-    for name, default in DEFAULT_SETTINGS.items():
-        text = settings.get(name, default)
+    for name in ("window", "hop"):
+        text = settings[name]
         try:
             values[name] = float(text)
         except ValueError:
@@ -216,33 +218,29 @@ def read_labels(path: Path, videos: list[str], classes: str,
 def row_labels(row: dict[str, str], classes: str, path: str, line: int, problems: list[Problem]) -> VideoLabels:
     written = (row.get("emotion") or "").strip()
     gender_text = (row.get("gender") or "").strip()
-    gender = _GENDER_WORDS.get(gender_text.lower())
+    gender = GENDER_WORDS.get(gender_text.lower())
     if gender_text and gender is None:
         problems.append(Problem(path, line, None, f"gender {gender_text!r} is not one of {', '.join(GENDERS)}; "
                                                   "left unknown"))
-    code = _EMOTION_WORDS.get(written.lower())
-    emotion = code if classes == "shared" else (code or written.lower() or None)
+    code = EMOTION_WORDS.get(written.lower())
+    if classes == "shared":
+        emotion = code if code in SHARED_EMOTIONS else None
+    else:
+        emotion = code or written.lower() or None
     speaker = _NOT_ALNUM.sub("", row.get("speaker") or "") or None
     return VideoLabels(emotion=emotion, corpus_label=written or None, gender=gender, speaker=speaker)
 
 
-def clip_stem(relative: str) -> str:
-    """The file-name-safe, unique and stable part of a video's clip ids (see the module docstring)."""
-    digest = hashlib.sha256(relative.encode()).hexdigest()[:6]
-    return f"{_UNSAFE.sub('_', relative).strip('_') or 'video'}-{digest}"
-
-
 def video_speaker(relative: str) -> str:
     """One speaker per video when labels.csv does not say: [A-Za-z0-9]+, readable, unique by the digest."""
-    digest = hashlib.sha256(relative.encode()).hexdigest()[:6]
-    return f"{_NOT_ALNUM.sub('', Path(relative).stem)[:24]}{digest}"
+    return f"{_NOT_ALNUM.sub('', Path(relative).stem)[:24]}{short_digest(relative)}"
 
 
 def video_windows(path: Path, relative: str, seconds: float, windowing: Windowing,
                   labels: VideoLabels | None, audio_only: bool = False) -> list[ClipRecord]:
     """The file's windows; a sound file's (audio_only) have no video."""
     spans = windowing.windows(seconds)
-    stem = clip_stem(relative)
+    stem = path_id(relative)
     return [
         ClipRecord(
             clip_id=f"{stem}-w{index:03d}",
