@@ -25,11 +25,11 @@ from pathlib import Path
 from emotrain.atomic import write_atomic
 from emotrain.data import FRAME_DECODING, MODALITIES
 from emotrain.metrics import SELECTABLE
-from emotrain.model import ModelConfig
+from emotrain.augment import parse_augment
+from emotrain.model import MODEL_NAMES, ModelConfig
 from shardformat import SHARED_EMOTIONS
 
 RUN_FORMAT = "emotrain-run-1"
-MODEL_NAMES = ("paper", "small")
 WEIGHTINGS = ("static", "dynamic", "uncertainty", "dwa")
 AUDIO_CONVS = ("direct", "fft", "auto")
 DEVICES = ("auto", "cpu", "cuda")
@@ -68,6 +68,7 @@ class TrainConfig:
     tensorboard: bool = False  # also log the metrics as TensorBoard events in RUN/tensorboard/
     emotions: tuple[str, ...] = SHARED_EMOTIONS  # the shards' classes: fit sets them from splits.json
     decode_frames: str = "loader"  # where the stacked JPEGs are decoded: FRAME_DECODING
+    augment: str = "none"  # training batches' waveform augmentation (emotrain.augment), e.g. "speed=0.1,noise_snr=10"
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "static_weights", tuple(float(w) for w in self.static_weights))
@@ -91,8 +92,13 @@ class TrainConfig:
             raise ConfigError(f"workers must be 0 or more, got {self.workers}")
         try:
             self.model_config()
+            augment = parse_augment(self.augment)
         except ValueError as exn:
             raise ConfigError(str(exn)) from exn
+        if augment.active and "a" not in self.modality:
+            raise ConfigError(f"augment {self.augment!r} changes the audio, and modality {self.modality!r} has none")
+        if augment.speed and self.modality != "a":
+            raise ConfigError("augment speed changes an utterance's length, which its frames cannot follow: modality 'a' only")
         if len(self.static_weights) != 2 or min(self.static_weights) < 0 or sum(self.static_weights) <= 0:
             raise ConfigError(f"static_weights must be two non-negative numbers (emotion, gender), "
                               f"not all zero; got {self.static_weights}")

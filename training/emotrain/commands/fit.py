@@ -68,6 +68,9 @@ def parse_select(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Samples in the shuffle buffer (raw, ~0.5 MB each) per loader process.")
 @click.option("--tensorboard", is_flag=True,
               help="Also write the metrics as TensorBoard events in OUT/tensorboard/ (tensorboard --logdir OUT).")
+@click.option("--augment", default=DEFAULTS["augment"], show_default=True,
+              help="Waveform augmentation of training batches (audio modalities), any of "
+                   "speed=REL,gain=DB,noise_snr=DB,shift=SECONDS, e.g. speed=0.1,noise_snr=10 (emotrain.augment).")
 @click.option("--resume", is_flag=True, help="Continue the run in --out from its last.pt.")
 @click.option("--strict", is_flag=True, help="Stop at the first corrupt sample instead of skipping it.")
 @decode_frames_option
