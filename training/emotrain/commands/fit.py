@@ -43,15 +43,16 @@ def parse_select(ctx: click.Context, param: click.Parameter, value: str) -> str:
               help="Joint loss weighting; dynamic is the paper's.")
 @click.option("--static-weights", default="0.5,0.5", show_default=True, callback=parse_weights,
               help="emotion,gender weights for --weighting static.")
-@click.option("--model", type=click.Choice(MODEL_NAMES), default=DEFAULTS["model"], show_default=True,
-              help="paper: the paper's network; small: a narrow twin for CPUs and tests.")
+@click.option("--model", type=click.Choice(MODEL_NAMES), default=None,
+              help="paper: the paper's network; small: a narrow twin for CPUs and tests; speech: small made to learn "
+                   "from real speech (docs/real-speech.md). Default: speech for --modality a, paper otherwise.")
 @click.option("--audio-conv", type=click.Choice(AUDIO_CONVS), default=DEFAULTS["audio_conv"], show_default=True,
               help="How the 4,000-tap audio convolution is computed.")
 @click.option("--visual-weights", default=None, help="imagenet, or a path to ResNet-50 weights (default: random).")
 @click.option("--epochs", type=click.IntRange(1), default=DEFAULTS["epochs"], show_default=True)
 @click.option("--batch-size", type=click.IntRange(1), default=DEFAULTS["batch_size"], show_default=True,
               help="Per process. The paper used 1.")
-@click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True, help="Adam's learning rate.")
+@click.option("--lr", type=float, default=None, help="Adam's learning rate. Default: 1e-3 for --model speech, 1e-4 otherwise.")
 @click.option("--lr-step", type=click.IntRange(1), default=DEFAULTS["lr_step"], show_default=True,
               help="Multiply the learning rate by --lr-gamma every this many epochs.")
 @click.option("--lr-gamma", type=float, default=DEFAULTS["lr_gamma"], show_default=True)
