@@ -2,7 +2,7 @@
 
     pip install -e '.[baseline]'     # openSMILE and scikit-learn
     python benchmarks/ravdess_baseline.py --wavs /tmp/ravdess-full \
-        --emoav benchmarks/results/speech_probe.json --json benchmarks/results/ravdess_baseline.json
+        --emoav /tmp/test-f1.json --json benchmarks/results/ravdess_baseline.json
 
 Protocol, the same for every row measured here: EmoBox's six speaker-independent folds (test
 actors in benchmarks/ravdess.py), train on the other 20 actors, score the 4 test actors;
@@ -82,6 +82,15 @@ def baseline_fold(corpus: ravdess.Corpus, x: np.ndarray, fold: int) -> dict:
     return row
 
 
+def emoav_row(run: dict, path: Path) -> tuple[str, dict]:
+    """(system name, fold row) of one speech_probe.py run; only runs scored on their fold's test actors."""
+    if run.get("scored") != "test":
+        raise SystemExit(f"{path}: scored on {run.get('scored')!r} actors; only test-fold runs go in this table")
+    final = run["final"]
+    return "emoav " + run["args"]["name"], {"fold": int(run["args"]["fold"]), "emotion8": final["emotion8"],
+                                            "gender_acc": final["gender_acc"]}
+
+
 def mean_row(rows: list[dict]) -> dict:
     out: dict = {"fold": "mean"}
     for task in ("emotion8", "emotion4"):
@@ -117,14 +126,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--wavs", type=Path, required=True, help="folder of Actor_01 .. Actor_24 (the complete speech set)")
     parser.add_argument("--emoav", type=Path, action="append", default=[],
-                        help="results JSON of benchmarks/speech_probe.py (its 'systems'), printed beside the baseline")
+                        help="a test-fold run's JSON from benchmarks/speech_probe.py (repeatable), printed beside the baseline")
     parser.add_argument("--json", type=Path, help="write the per-fold figures here")
     args = parser.parse_args()
     corpus = ravdess.load_corpus(args.wavs)
     x = egemaps(corpus, ravdess.DEFAULT_CACHE.with_name("ravdess16k-egemaps.npy"))
     systems = {"eGeMAPS + LR": [baseline_fold(corpus, x, fold) for fold in ravdess.FOLD_TEST_ACTORS]}
     for path in args.emoav:
-        systems.update(json.loads(path.read_text())["systems"])
+        name, row = emoav_row(json.loads(path.read_text()), path)
+        systems.setdefault(name, []).append(row)
     print(table(systems))
     if args.json:
         write_json(args.json, {"protocol": "EmoBox RAVDESS folds 1-6, test actors held out; see the docstring",

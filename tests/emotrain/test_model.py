@@ -341,3 +341,14 @@ def test_speech_preset_trains_on_a_batch_of_one():
     audio, _, lengths = _batch(1, 3, [3], seed=7)
     emotion, gender = model(audio, None, lengths)
     assert emotion.shape == (1, len(SHARED_EMOTIONS)) and torch.isfinite(emotion).all() and torch.isfinite(gender).all()
+
+
+def test_batch_emotion_head_norm_leaves_the_gender_head_unnormalised():
+    """head_norm "batch-emotion": the gender logits do not depend on what else is in the batch (train mode, no dropout)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="small", modality="a", temporal_pool="mean", head_norm="batch-emotion",
+                                    dropout=0.0)).train()
+    audio, _, lengths = _batch(3, 2, [2, 2, 2], seed=8)
+    _, gender_all = model(audio, None, lengths)
+    _, gender_two = model(audio[:2], None, lengths[:2])
+    torch.testing.assert_close(gender_all[:2], gender_two)

@@ -59,7 +59,7 @@ AUDIO_ACTIVATIONS = ("none", "relu")
 AUDIO_STEP_POOLS = ("flatten", "max")
 AUDIO_COMPRESSIONS = ("none", "log", "log-cmvn")
 TEMPORAL_POOLS = ("last", "mean")
-HEAD_NORMS = ("none", "batch")
+HEAD_NORMS = ("none", "batch", "batch-emotion")
 # Floor of the log envelope: per-utterance unit-variance speech has peaks ~0.1-3 per 40 ms after the
 # convs; 1e-3 sits below RAVDESS's normalised noise floor, so silence is one flat low value.
 LOG_FLOOR = 1e-3
@@ -157,6 +157,8 @@ class ModelConfig:
     temporal_pool: str | None = None  # what the heads see: "last" LSTM state at the last valid step (paper) | "mean" over valid steps
     # "batch": BatchNorm1d on that summary before dropout and heads. Utterances' mean-pooled LSTM outputs differ
     # by a few hundredths, so at Adam's step size the heads need thousands of steps to read them (docs/real-speech.md).
+    # "batch-emotion": on the emotion head's input only; with "batch" the gender head read each utterance against
+    # its batch of 8 and, on running statistics in evaluation, called every utterance one gender.
     head_norm: str | None = None
     visual_backbone: str | None = None  # "resnet50" | "small_cnn"
     lstm_hidden: int | None = None
@@ -368,7 +370,8 @@ class EmotionGenderNet(nn.Module):
         self.visual = VisualBranch(config) if "v" in config.modality else None
         self.lstm = nn.LSTM(config.lstm_input, config.lstm_hidden, config.lstm_layers, batch_first=True)
         self.temporal_pool = config.temporal_pool
-        self.head_norm = SummaryBatchNorm(config.lstm_hidden) if config.head_norm == "batch" else nn.Identity()
+        self.head_norm = SummaryBatchNorm(config.lstm_hidden) if config.head_norm != "none" else nn.Identity()
+        self.norm_gender = config.head_norm == "batch"
         self.dropout = nn.Dropout(config.dropout)
         self.emotion_head = nn.Linear(config.lstm_hidden, len(config.emotions))
         self.gender_head = nn.Linear(config.lstm_hidden, len(GENDERS))
@@ -390,8 +393,9 @@ class EmotionGenderNet(nn.Module):
 
     def heads(self, features: Tensor, lengths: Tensor) -> tuple[Tensor, Tensor]:
         """LSTM over the valid steps, its top layer's state at the last valid step (or mean over them), dropout, two heads."""
-        summary = self.dropout(self.head_norm(self.summarise(features, lengths)))  # (B, hidden), in batch order
-        return self.emotion_head(summary), self.gender_head(summary)
+        summary = self.summarise(features, lengths)  # (B, hidden), in batch order
+        normalised = self.dropout(self.head_norm(summary))
+        return self.emotion_head(normalised), self.gender_head(normalised if self.norm_gender else self.dropout(summary))
 
     def summarise(self, features: Tensor, lengths: Tensor) -> Tensor:
         """(B, hidden): what the heads read, before dropout (`temporal_pool`)."""
