@@ -108,17 +108,17 @@ def table(systems: dict[str, list[dict]]) -> str:
     def cell(row: dict, task: str, key: str) -> str:
         return f"{100 * row[task][key]:5.1f}" if task in row else "    -"
 
-    lines = ["system                  fold |  8: WA    UA    F1  |  4: WA    UA    F1  | gender",
-             "-" * 86]
+    lines = ["system                          fold |  8: WA    UA    F1  |  4: WA    UA    F1  | gender",
+             "-" * 94]
     for name, rows in systems.items():
         for row in rows + [mean_row(rows)]:
             gender = f"{100 * row['gender_acc']:5.1f}" if "gender_acc" in row else "    -"
-            lines.append(f"{name:22s} {str(row['fold']):>5s} | {cell(row, 'emotion8', 'wa')} {cell(row, 'emotion8', 'ua')} "
+            lines.append(f"{name:30s} {str(row['fold']):>5s} | {cell(row, 'emotion8', 'wa')} {cell(row, 'emotion8', 'ua')} "
                          f"{cell(row, 'emotion8', 'f1')} | {cell(row, 'emotion4', 'wa')} {cell(row, 'emotion4', 'ua')} "
                          f"{cell(row, 'emotion4', 'f1')} | {gender}")
-    lines.append("-" * 86)
+    lines.append("-" * 94)
     for name, ua in EMOBOX_UA.items():
-        lines.append(f"{'EmoBox ' + name:22s}  mean |        {ua:5.1f}       |  (published; frozen features, 8 classes)")
+        lines.append(f"{'EmoBox ' + name:30s}  mean |        {ua:5.1f}       |  (published; frozen features, 8 classes)")
     return "\n".join(lines)
 
 
