@@ -156,10 +156,9 @@ class ModelConfig:
     # per-utterance mean and over its std (valid steps); "none": the raw responses (paper). "max" step pool only.
     audio_compress: str | None = None
     temporal_pool: str | None = None  # what the heads see: "last" LSTM state at the last valid step (paper) | "mean" over valid steps
-    # "batch": BatchNorm1d on that summary before dropout and heads. Utterances' mean-pooled LSTM outputs differ
-    # by a few hundredths, so at Adam's step size the heads need thousands of steps to read them (docs/real-speech.md).
-    # "batch-emotion": on the emotion head's input only; with "batch" the gender head read each utterance against
-    # its batch of 8 and, on running statistics in evaluation, called every utterance one gender.
+    # "batch": BatchNorm1d on that summary before dropout and heads; "batch-emotion": on the emotion head's input
+    # only. Measured on real speech (docs/real-speech.md): the emotion loss falls at once, but evaluation on running
+    # statistics broke (gender one class), so every preset has "none".
     head_norm: str | None = None
     visual_backbone: str | None = None  # "resnet50" | "small_cnn"
     lstm_hidden: int | None = None
