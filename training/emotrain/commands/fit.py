@@ -44,8 +44,9 @@ def parse_select(ctx: click.Context, param: click.Parameter, value: str) -> str:
 @click.option("--static-weights", default="0.5,0.5", show_default=True, callback=parse_weights,
               help="emotion,gender weights for --weighting static.")
 @click.option("--model", type=click.Choice(MODEL_NAMES), default=None,
-              help="paper: the paper's network; small: a narrow twin for CPUs and tests; speech: small made to learn "
-                   "from real speech (docs/real-speech.md). Default: speech for --modality a, paper otherwise.")
+              help="paper: the paper's network; small: a narrow twin for CPUs and tests; speech: small with a "
+                   "log-envelope front end and mean pooling, for real speech (docs/real-speech.md). "
+                   "Default: speech for --modality a, paper otherwise.")
 @click.option("--audio-conv", type=click.Choice(AUDIO_CONVS), default=DEFAULTS["audio_conv"], show_default=True,
               help="How the 4,000-tap audio convolution is computed.")
 @click.option("--visual-weights", default=None, help="imagenet, or a path to ResNet-50 weights (default: random).")
