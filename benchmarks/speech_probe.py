@@ -85,15 +85,17 @@ def evaluate(objective: Objective, clips: list[np.ndarray], corpus: ravdess.Corp
 
 @torch.no_grad()
 def layer_summaries(model, clips: list[np.ndarray], rows: np.ndarray, batch: int) -> dict[str, np.ndarray]:
-    """Per utterance, mean and std over valid steps of the audio features and of the LSTM's top-layer output."""
+    """Per utterance, mean and std over valid steps of the audio features and of the LSTM's top-layer output,
+    and the LSTM's top-layer state at the last valid step (what the paper's heads read)."""
     model.eval()
-    out: dict[str, list[np.ndarray]] = {"audio features": [], "lstm output": []}
+    out: dict[str, list[np.ndarray]] = {"audio features": [], "lstm output": [], "lstm last state": []}
     for start in range(0, len(rows), batch):
         audio, lengths = batch_of(clips, rows[start: start + batch])
         features = model.audio(audio, lengths)
         packed = torch.nn.utils.rnn.pack_padded_sequence(features, lengths, batch_first=True, enforce_sorted=False)
         outputs, _ = torch.nn.utils.rnn.pad_packed_sequence(model.lstm(packed)[0], batch_first=True,
                                                             total_length=features.shape[1])
+        out["lstm last state"].append(outputs[torch.arange(len(lengths)), lengths - 1].numpy())  # = h_n of the top layer
         mask = (torch.arange(features.shape[1])[None, :] < lengths[:, None]).float()[:, :, None]
         for name, x in (("audio features", features), ("lstm output", outputs)):
             mean = (x * mask).sum(1) / mask.sum(1)
