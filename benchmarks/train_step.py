@@ -45,7 +45,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from report import write_json  # benchmarks/report.py: run as scripts, beside it
 from emotrain.data import collate, decode_sample
 from emotrain.fftconv import next_fast_len, same_padding
-from emotrain.model import ModelConfig, build_model
+from emotrain.model import MODEL_NAMES, ModelConfig, build_model
 from emotrain.weighting import build_weighting
 from shardformat import FRAME_SIZE, SAMPLE_KEYS, SAMPLE_RATE, SAMPLES_PER_FRAME
 from shardformat.reader import RawSample
@@ -224,7 +224,7 @@ def projection(config: ModelConfig, steps: int, counts: dict[str, float], batch:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", choices=("paper", "small"), default="paper")
+    parser.add_argument("--model", choices=MODEL_NAMES, default="paper")
     parser.add_argument("--modality", choices=("av", "a", "v"), default="av")
     parser.add_argument("--batch", type=int, default=2)
     parser.add_argument("--steps", type=int, default=150, help="40 ms steps per utterance (150 = 6 s, 96,000 samples)")

@@ -11,6 +11,7 @@ import torch.nn.functional as F
 from shardformat import GENDERS, SAMPLE_RATE, SAMPLES_PER_FRAME, SHARED_EMOTIONS
 
 from emotrain.model import (
+    LOG_FLOOR,
     EmotionGenderNet,
     ModelConfig,
     build_model,
@@ -112,6 +113,36 @@ def test_small_audio_step_pool_is_the_peak_per_step():
         positions = flat.audio(audio, lengths).view(2, 3, -1, peak.config.audio_features)  # (B, steps, 320, groups)
         torch.testing.assert_close(peak.audio(audio, lengths), positions.amax(dim=2))
     assert peak.config.audio_step_pool == "max" and ModelConfig().audio_step_pool == "flatten"
+
+
+def test_log_compression_is_the_log_of_the_peak_magnitude():
+    """audio_compress "log": log(floor + peak |response|) per step and filter; "log-cmvn" standardises it per utterance."""
+    flat = build_model(ModelConfig(name="small", modality="a", audio_step_pool="flatten")).eval()
+    logged = build_model(ModelConfig(name="small", modality="a", audio_compress="log")).eval()
+    cmvn = build_model(ModelConfig(name="small", modality="a", audio_compress="log-cmvn")).eval()
+    logged.audio.load_state_dict(flat.audio.state_dict())
+    cmvn.audio.load_state_dict(flat.audio.state_dict())
+    audio, _, lengths = _batch(2, 4, [4, 4], seed=5)
+    with torch.no_grad():
+        positions = flat.audio(audio, lengths).view(2, 4, -1, logged.config.audio_features)
+        expected = torch.log(positions.abs().amax(dim=2) + LOG_FLOOR)
+        torch.testing.assert_close(logged.audio(audio, lengths), expected)
+        standardised = cmvn.audio(audio, lengths)
+    mean, var = expected.mean(dim=1, keepdim=True), expected.var(dim=1, unbiased=False, keepdim=True)
+    torch.testing.assert_close(standardised, (expected - mean) / torch.sqrt(var + 1e-5))
+
+
+@pytest.mark.parametrize("compress,pool", [("log", "mean"), ("log-cmvn", "last")])
+def test_speech_variants_ignore_padding(compress, pool):
+    """The log envelope, its per-utterance standardisation and the mean over LSTM outputs use valid steps only."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="small", modality="a", audio_compress=compress, temporal_pool=pool)).eval()
+    audio, _, lengths = _batch(2, 4, [4, 2], seed=6)
+    with torch.no_grad():
+        emotion, gender = model(audio, None, lengths)
+        alone_emotion, alone_gender = model(audio[1:, : 2 * SAMPLES_PER_FRAME], None, lengths[1:])
+    torch.testing.assert_close(emotion[1:], alone_emotion, atol=1e-5, rtol=0)
+    torch.testing.assert_close(gender[1:], alone_gender, atol=1e-5, rtol=0)
 
 
 def test_padding_content_is_ignored():
@@ -216,6 +247,8 @@ def test_config_presets_overrides_and_round_trip():
         ({"audio_conv": "winograd"}, "audio_conv must be one of"),
         ({"audio_channel_pool": 3}, "must divide audio_channels"),
         ({"audio_step_pool": "mean"}, "audio_step_pool must be one of"),
+        ({"audio_compress": "log"}, "needs audio_step_pool 'max'"),
+        ({"temporal_pool": "attention"}, "temporal_pool must be one of"),
         ({"lstm_hidden": 0}, "lstm_hidden must be a positive integer"),
         ({"lstm_layers": 1.5}, "lstm_layers must be a positive integer"),
         ({"dropout": 1.0}, "dropout must be a number in"),
@@ -298,3 +331,23 @@ def test_visual_weights_bad_files_are_clear_errors(tmp_path):
     garbage.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match="cannot read visual weights"):
         build_model(ModelConfig(modality="v", visual_weights=str(garbage)))
+
+
+def test_batch_head_norm_trains_on_a_batch_of_one():
+    """The batch-normalised head takes an epoch's one-sample last batch (running statistics)."""
+    assert (ModelConfig(name="speech").audio_compress, ModelConfig(name="speech").temporal_pool) == ("log-cmvn", "mean")
+    model = build_model(ModelConfig(name="speech", modality="a", head_norm="batch")).train()
+    audio, _, lengths = _batch(1, 3, [3], seed=7)
+    emotion, gender = model(audio, None, lengths)
+    assert emotion.shape == (1, len(SHARED_EMOTIONS)) and torch.isfinite(emotion).all() and torch.isfinite(gender).all()
+
+
+def test_batch_emotion_head_norm_leaves_the_gender_head_unnormalised():
+    """head_norm "batch-emotion": the gender logits do not depend on what else is in the batch (train mode, no dropout)."""
+    torch.manual_seed(0)
+    model = build_model(ModelConfig(name="small", modality="a", temporal_pool="mean", head_norm="batch-emotion",
+                                    dropout=0.0)).train()
+    audio, _, lengths = _batch(3, 2, [2, 2, 2], seed=8)
+    _, gender_all = model(audio, None, lengths)
+    _, gender_two = model(audio[:2], None, lengths[:2])
+    torch.testing.assert_close(gender_all[:2], gender_two)

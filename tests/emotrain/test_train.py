@@ -224,3 +224,16 @@ def test_corrupt_sample_is_skipped_and_counted_or_stops_with_strict(tiny, tmp_pa
     assert (val["skipped"], val["samples"]) == (1, 7)
     strict = emotrain(*fit_args(broken, tmp_path / "strict", "--epochs", "1", "--strict"))
     assert strict.exit_code == 1 and key in strict.output and "--strict" in strict.output
+
+
+def test_audio_alone_defaults_to_the_speech_network_and_its_learning_rate():
+    """fit --modality a trains `speech` at 1e-3 unless told otherwise; with video the paper's network at 1e-4."""
+    from emotrain.config import TrainConfig
+
+    audio = TrainConfig(shards=("s",), split="paper", out="o", modality="a")
+    assert (audio.model, audio.lr) == ("speech", 1e-3)
+    both = TrainConfig(shards=("s",), split="paper", out="o")
+    assert (both.model, both.lr) == ("paper", 1e-4)
+    chosen = TrainConfig(shards=("s",), split="paper", out="o", modality="a", model="small", lr=3e-4)
+    assert (chosen.model, chosen.lr) == ("small", 3e-4)
+    assert TrainConfig.from_dict(audio.to_dict()) == audio

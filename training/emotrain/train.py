@@ -40,6 +40,7 @@ import torch
 import torch.distributed as dist
 from torch.nn.parallel import DistributedDataParallel
 
+from emotrain.augment import augment_audio, parse_augment
 from emotrain.checkpoint import capture_rng, load_checkpoint, restore_rng, save_checkpoint
 from emotrain.config import ConfigError, TrainConfig, check_same_run, read_run_config, run_document, write_run_config
 from emotrain.data import Batch, batches_per_rank, check_modality, eval_loader, read_part, train_loader
@@ -242,11 +243,18 @@ def train_epoch(step_module: torch.nn.Module, objective: Objective, optimizer: t
     """One pass over the epoch's batches; returns the sums over the batches trained on (all ranks)."""
     objective.train()
     sums = MetricSums(len(cfg.emotions), device)
+    augment = parse_augment(cfg.augment)
+    # Seeded by (seed, epoch, rank) like the data order, so a resumed run draws the same perturbations.
+    rank = dist.get_rank() if distributed else 0
+    generator = torch.Generator().manual_seed((cfg.seed * 100_003 + epoch) * 1_009 + rank)
     start = time.perf_counter()
     for number, batch in enumerate(batches, 1):
         for skipped in batch.skipped:
             on_skip(str(skipped))
         sums.add_skipped(len(batch.skipped))
+        if augment.active:  # on the CPU batch, before it moves: training only, never validation
+            audio, lengths = augment_audio(batch.audio, batch.lengths, augment, generator)
+            batch = dataclasses.replace(batch, audio=audio, lengths=lengths)
         batch = batch.to(device, non_blocking=True)
         losses = score(step_module, batch)
         stop_if_not_finite(losses.joint, epoch, number, batch, distributed)

@@ -59,15 +59,18 @@ def parse_select(ctx: click.Context, param: click.Parameter, value: str) -> str:
 # How a run trains, for `fit` and `experiment` alike (each adds what it alone decides: fit the modality
 # and weighting, experiment the configurations and seeds). Every name is a TrainConfig field.
 TRAINING_OPTIONS = (
-    click.option("--model", type=click.Choice(MODEL_NAMES), default=DEFAULTS["model"], show_default=True,
-                 help="paper: the paper's network; small: a narrow twin for CPUs and tests."),
+    click.option("--model", type=click.Choice(MODEL_NAMES), default=None,
+                 help="paper: the paper's network; small: a narrow twin for CPUs and tests; speech: small with a "
+                      "log-envelope front end and mean pooling, for real speech (docs/real-speech.md). Default: "
+                      "speech for fit --modality a, paper otherwise (experiment: paper, one network for every row)."),
     click.option("--audio-conv", type=click.Choice(AUDIO_CONVS), default=DEFAULTS["audio_conv"], show_default=True,
                  help="How the 4,000-tap audio convolution is computed."),
     click.option("--visual-weights", default=None, help="imagenet, or a path to ResNet-50 weights (default: random)."),
     click.option("--epochs", type=click.IntRange(1), default=DEFAULTS["epochs"], show_default=True),
     click.option("--batch-size", type=click.IntRange(1), default=DEFAULTS["batch_size"], show_default=True,
                  help="Per process. The paper used 1."),
-    click.option("--lr", type=float, default=DEFAULTS["lr"], show_default=True, help="Adam's learning rate."),
+    click.option("--lr", type=float, default=None,
+                 help="Adam's learning rate. Default: 1e-3 for --model speech, 1e-4 otherwise."),
     click.option("--lr-step", type=click.IntRange(1), default=DEFAULTS["lr_step"], show_default=True,
                  help="Multiply the learning rate by --lr-gamma every this many epochs."),
     click.option("--lr-gamma", type=float, default=DEFAULTS["lr_gamma"], show_default=True),
@@ -85,6 +88,9 @@ TRAINING_OPTIONS = (
                  help="Samples in the shuffle buffer (raw, ~0.5 MB each) per loader process."),
     click.option("--tensorboard", is_flag=True,
                  help="Also write the metrics as TensorBoard events in OUT/tensorboard/ (tensorboard --logdir OUT)."),
+    click.option("--augment", default=DEFAULTS["augment"], show_default=True,
+                 help="Waveform augmentation of training batches (audio modalities), any of "
+                      "speed=REL,gain=DB,noise_snr=DB,shift=SECONDS, e.g. speed=0.1,noise_snr=10 (emotrain.augment)."),
     click.option("--strict", is_flag=True, help="Stop at the first corrupt sample instead of skipping it."),
     decode_frames_option,
 )
