@@ -26,7 +26,7 @@ from emotrain.atomic import write_atomic
 from emotrain.data import FRAME_DECODING, MODALITIES
 from emotrain.metrics import SELECTABLE
 from emotrain.augment import parse_augment
-from emotrain.model import MODEL_NAMES, ModelConfig
+from emotrain.model import MODEL_NAMES, ModelConfig, known_fields
 from shardformat import SHARED_EMOTIONS
 
 RUN_FORMAT = "emotrain-run-1"
@@ -155,13 +155,11 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> TrainConfig:
-        if not isinstance(d, dict):
-            raise ConfigError(f"the training configuration is a {type(d).__name__}, not an object")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ConfigError(f"unknown configuration keys {unknown}: written by a newer emotrain?")
-        return cls(**d)
+        try:
+            fields = known_fields(cls, d, "the training configuration")
+        except ValueError as exn:
+            raise ConfigError(f"{exn} (written by a newer emotrain?)") from exn
+        return cls(**fields)
 
 
 def run_document(cfg: TrainConfig) -> dict:

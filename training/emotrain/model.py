@@ -232,13 +232,19 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
-        if not isinstance(d, dict):
-            raise ValueError(f"model config must be a JSON object (dict), got {type(d).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise ValueError(f"model config: unknown keys {unknown}; known keys are {sorted(known)}")
-        return cls(**d)
+        return cls(**known_fields(cls, d, "model config"))
+
+
+def known_fields(cls: type, d: Any, what: str) -> dict[str, Any]:
+    """`d` when it is a JSON object whose keys are all fields of the dataclass `cls`; ValueError naming `what`
+    and the unknown keys otherwise (a file written by a newer emotrain, or by someone else)."""
+    if not isinstance(d, dict):
+        raise ValueError(f"{what} must be a JSON object, got {type(d).__name__}")
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(d) - known)
+    if unknown:
+        raise ValueError(f"{what}: unknown keys {unknown}; known keys are {sorted(known)}")
+    return d
 
 
 def _valid_mask(size: int, valid: Tensor) -> Tensor:
