@@ -110,7 +110,9 @@ def test_prep_image_stores_the_s3fd_weights_where_face_alignment_reads_them(monk
     monkeypatch.setenv("TORCH_HOME", torch_home)
     expected = str(PurePosixPath(torch.hub.get_dir()) / "checkpoints" / PurePosixPath(url).name)
 
-    runs = [run.replace("$TORCH_HOME", torch_home) for run in instructions(PREP, "RUN")]
+    args = parse(PREP).args  # ARG defaults: the URL is S3FD_URL's
+    runs = [re.sub(r"\$\{?(\w+)\}?", lambda m: torch_home if m[1] == "TORCH_HOME" else args.get(m[1], m[0]), run)
+            for run in instructions(PREP, "RUN")]
     fetch = [run for run in runs if url in run]
     assert fetch, f"no RUN fetches {url}"
     assert expected in fetch[0], f"the weights do not go to {expected}: {fetch[0]}"
