@@ -6,7 +6,7 @@ DATA ?= data
 # The small CPU twin of the paper's network, sized for 2 cores (see README, "make demo").
 DEMO_TRAIN ?= --model small --epochs 8 --lr 3e-3 --lr-step 100 --batch-size 4 --workers 1
 
-.PHONY: demo table1 test install clean-demo predict
+.PHONY: demo table1 test install clean-demo predict docker-check
 
 $(BIN)/emoprep: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -87,3 +87,10 @@ predict: install
 	$(BIN)/emoprep shard --work "$$work/work" --out "$$work/shards" && \
 	$(BIN)/emotrain predict --run "$(RUN)" --shards "$$work/shards" --out "$(OUT)" $(PREDICT_OPTIONS); \
 	status=$$?; if [ $$status -eq 0 ] && [ "$$extract_status" = 3 ]; then status=3; fi; exit $$status
+
+# Both images built (podman, or docker) and the compose flow run in them on the CPU: synth ->
+# extract -> shard -> fit -> evaluate, then predict on tests/data/grid (docs/docker.md, "Checking
+# the images here"). Needs no venv; installs podman, runc and mmdebstrap where it is root with apt.
+# Too slow for CI (about N minutes from nothing, M with the images built).
+docker-check:
+	./docker/check.sh
