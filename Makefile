@@ -91,6 +91,6 @@ predict: install
 # Both images built (podman, or docker) and the compose flow run in them on the CPU: synth ->
 # extract -> shard -> fit -> evaluate, then predict on tests/data/grid (docs/docker.md, "Checking
 # the images here"). Needs no venv; installs podman, runc and mmdebstrap where it is root with apt.
-# Too slow for CI (about N minutes from nothing, M with the images built).
+# Too slow for CI: 18 minutes from nothing, 5 with the images built (2 shared cores).
 docker-check:
 	./docker/check.sh
