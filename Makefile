@@ -19,6 +19,13 @@ install: $(BIN)/emoprep
 test: install
 	$(BIN)/python -m pytest -q tests
 
+# Both images built (podman, or docker) and the compose flow run in them on the CPU: synth ->
+# extract -> shard -> fit -> evaluate, then predict on tests/data/grid (docs/docker.md, "Checking
+# the images here"). Needs no venv; installs podman, runc and mmdebstrap where it is root with apt.
+# Too slow for CI: 18 minutes from nothing, 5 with the images built (2 shared cores).
+docker-check:
+	./docker/check.sh
+
 # synth -> labels -> extract -> shard -> verify -> inspect -> fit -> evaluate -> predict on real videos.
 # Every step resumes or reuses what an earlier run finished, so a second `make demo` is quick.
 # CORPUS=crema-d or CORPUS=ravdess runs the same on that corpus's synthetic twin (docs/corpora/): demo-corpus below.
@@ -88,9 +95,3 @@ predict: install
 	$(BIN)/emotrain predict --run "$(RUN)" --shards "$$work/shards" --out "$(OUT)" $(PREDICT_OPTIONS); \
 	status=$$?; if [ $$status -eq 0 ] && [ "$$extract_status" = 3 ]; then status=3; fi; exit $$status
 
-# Both images built (podman, or docker) and the compose flow run in them on the CPU: synth ->
-# extract -> shard -> fit -> evaluate, then predict on tests/data/grid (docs/docker.md, "Checking
-# the images here"). Needs no venv; installs podman, runc and mmdebstrap where it is root with apt.
-# Too slow for CI: 18 minutes from nothing, 5 with the images built (2 shared cores).
-docker-check:
-	./docker/check.sh
