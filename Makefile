@@ -94,4 +94,3 @@ predict: install
 	$(BIN)/emoprep shard --work "$$work/work" --out "$$work/shards" && \
 	$(BIN)/emotrain predict --run "$(RUN)" --shards "$$work/shards" --out "$(OUT)" $(PREDICT_OPTIONS); \
 	status=$$?; if [ $$status -eq 0 ] && [ "$$extract_status" = 3 ]; then status=3; fi; exit $$status
-
