@@ -110,7 +110,9 @@ def test_prep_image_stores_the_s3fd_weights_where_face_alignment_reads_them(monk
     monkeypatch.setenv("TORCH_HOME", torch_home)
     expected = str(PurePosixPath(torch.hub.get_dir()) / "checkpoints" / PurePosixPath(url).name)
 
-    runs = [run.replace("$TORCH_HOME", torch_home) for run in instructions(PREP, "RUN")]
+    args = parse(PREP).args  # ARG defaults: the URL is S3FD_URL's
+    runs = [re.sub(r"\$\{?(\w+)\}?", lambda m: torch_home if m[1] == "TORCH_HOME" else args.get(m[1], m[0]), run)
+            for run in instructions(PREP, "RUN")]
     fetch = [run for run in runs if url in run]
     assert fetch, f"no RUN fetches {url}"
     assert expected in fetch[0], f"the weights do not go to {expected}: {fetch[0]}"
@@ -294,3 +296,58 @@ def test_compose_command_is_a_real_verb_with_real_options(name):
         assert re.search(rf"(?<![\w-]){re.escape(option)}(?![\w-])", result.output), (
             f"compose service {name} passes {option}, which `{verb} --help` does not list"
         )
+
+
+# --- make docker-check (docker/check.py): how it reads the compose file --------------------
+# The check itself builds images and runs containers (minutes); these only hold its reading of
+# compose.yaml to the file, so the commands it runs are the file's.
+
+
+def docker_check():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("docker_check", DOCKER / "check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_docker_check_runs_every_compose_service():
+    check = docker_check()
+    source = (DOCKER / "check.py").read_text()
+    for name in compose()["services"]:
+        assert f'"{name}"' in source, f"docker/check.py never runs compose service {name}"
+    for base in (check.PYTHON_BASE, check.PYTORCH_BASE):
+        assert base.startswith("localhost/emoav-standin/"), base
+
+
+def test_docker_check_changes_only_fits_process_count_and_size():
+    check = docker_check()
+    command = compose()["services"]["fit"]["command"]
+    changed = check.cpu_fit_command(command)
+    assert changed[:len(command)] == [check.CPU_FIT_NPROC if before == "gpu" else before for before in command]
+    assert changed[len(command):] == check.CPU_FIT_OPTIONS
+    result = CliRunner().invoke(cli_for(TRAIN), ["fit", "--help"])
+    for option in (word for word in check.CPU_FIT_OPTIONS if word.startswith("--")):
+        assert option in result.output, option
+
+
+def test_docker_check_mounts_the_compose_volumes_under_its_own_names(monkeypatch):
+    check = docker_check()
+    runner = check.Check("podman", Path("/tmp/unused"), "standin", keep_volumes=False)
+    monkeypatch.delenv("IEMOCAP", raising=False)
+    extract = compose()["services"]["extract"]
+    assert runner.volume_args(extract) == ["-v", "emoav-check_corpus:/data/corpus:ro", "-v", "emoav-check_work:/data/work"]
+    monkeypatch.setenv("IEMOCAP", "/abs/IEMOCAP")
+    assert runner.volume_args(extract)[1] == "/abs/IEMOCAP:/data/corpus:ro"
+
+
+def test_stand_in_bases_only_through_the_build_argument():
+    """Neither Dockerfile names a stand-in: each takes its base from ARG BASE_IMAGE, whose default
+    is the real one, so on a real machine they build unchanged."""
+    for dockerfile in (PREP, TRAIN):
+        text = dockerfile.read_text()
+        assert "emoav-standin" not in text and "localhost/" not in text, dockerfile.name
+        assert re.search(r"^ARG BASE_IMAGE=\S+$", text, re.MULTILINE), dockerfile.name
+        assert re.search(r"^FROM \$\{BASE_IMAGE\}$", text, re.MULTILINE), dockerfile.name
+    assert parse(PREP).baseimage == "python:3.11-slim-bookworm"
