@@ -61,8 +61,12 @@ def test_the_small_model_learns_both_tasks_from_each_modality(shards: Path, tmp_
     split = json.loads((shards / "splits.json").read_text())["splits"]["paper"]
     assert all(split[part]["samples"] >= 20 for part in HELD_OUT), split
     run = tmp_path / modality
+    # Video alone under the paper's dynamic weights starves emotion (the weights drift to gender:
+    # docs/experiments.md, "video alone"); measured here on torch 2.14.1: held-out UA 0.375 dynamic,
+    # 0.740 static 0.5/0.5 (gender 0.875). The test asks whether each modality carries both tasks.
+    weighting = ("--weighting", "static") if modality == "v" else ()
     invoke(emotrain, "fit", "--shards", str(shards), "--split", "paper", "--out", str(run),
-           "--modality", modality, *TRAIN)
+           "--modality", modality, *weighting, *TRAIN)
     for part in HELD_OUT:
         invoke(emotrain, "evaluate", "--run", str(run), "--split", "paper", "--part", part, "--checkpoint", "last")
 
