@@ -123,3 +123,39 @@ def test_cli_writes_an_emodb_twin_and_checks_its_options(tmp_path):
     result = CliRunner().invoke(main, ["labels", "--corpus", "emodb", "--root", str(tmp_path / "EmoDB"),
                                        "--out", str(tmp_path / "labels.parquet")])
     assert result.exit_code == 0 and "28 utterances of emodb, 16 kept" in result.output
+
+
+# The published release (../shared/corpora-format.md): 535 utterances by emotion, 233 male and 302 female.
+PUBLISHED = {"W": 127, "L": 81, "N": 79, "F": 71, "A": 69, "T": 62, "E": 46}
+MALE, FEMALE = ("03", "10", "11", "12", "15"), ("08", "09", "13", "14", "16")
+TEXTS = ("a01", "a02", "a04", "a05", "a07", "b01", "b02", "b03", "b09", "b10")
+
+
+def published_layout(root: Path) -> Path:
+    """A wav/ folder with EmoDB's published counts: names dealt out over speakers, texts and takes so that
+    each emotion has its count and the men 233 utterances (tiny silent wavs: the recipe reads headers)."""
+    wav = root / "EmoDB" / "wav"
+    wav.mkdir(parents=True)
+    silence = np.zeros(1600, np.int16)
+    male_left = 233
+    for emotion, count in PUBLISHED.items():
+        takes: Counter = Counter()  # this emotion's utterances so far, per speaker
+        for n in range(count):
+            speakers = MALE if male_left > 0 and n % 2 == 0 else FEMALE
+            male_left -= speakers is MALE
+            speaker = speakers[(n // 2) % 5]
+            k = takes[speaker]
+            takes[speaker] += 1
+            sf.write(wav / f"{speaker}{TEXTS[k % 10]}{emotion}{'abcdefgh'[k // 10]}.wav", silence, 16_000)
+    return root / "EmoDB"
+
+
+def test_the_published_layout_gives_its_counts_genders_and_the_shared_four(tmp_path):
+    root = published_layout(tmp_path)
+    corpus = read_clips("emodb", root, RecipeOptions(classes="all"))
+    assert corpus.problems == () and len(corpus.clips) == 535
+    by_code = {"ang": "W", "bor": "L", "neu": "N", "hap": "F", "fea": "A", "sad": "T", "dis": "E"}
+    assert {by_code[e]: n for e, n in Counter(c.emotion for c in corpus.clips).items()} == PUBLISHED
+    assert Counter(c.gender for c in corpus.clips) == {"M": 233, "F": 302}
+    assert all(c.gender == ("M" if c.speaker[3:] in MALE else "F") for c in corpus.clips)
+    assert len(read_clips("emodb", root).kept) == 339  # the shared four: W + F + N + T
