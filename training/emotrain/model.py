@@ -378,7 +378,9 @@ class EmotionGenderNet(nn.Module):
         self.lstm = nn.LSTM(config.lstm_input, config.lstm_hidden, config.lstm_layers, batch_first=True)
         self.temporal_pool = config.temporal_pool
         self.head_norm = SummaryBatchNorm(config.lstm_hidden) if config.head_norm != "none" else nn.Identity()
-        self.norm_gender = config.head_norm == "batch"
+        # "batch-emotion": the gender head reads the summary un-normalised, through a dropout of its own;
+        # otherwise both heads read one dropped-out summary, as the paper's code does (one dropout draw).
+        self.gender_apart = config.head_norm == "batch-emotion"
         self.dropout = nn.Dropout(config.dropout)
         self.emotion_head = nn.Linear(config.lstm_hidden, len(config.emotions))
         self.gender_head = nn.Linear(config.lstm_hidden, len(GENDERS))
@@ -426,7 +428,7 @@ class EmotionGenderNet(nn.Module):
         """LSTM over the valid steps, its top layer's state at the last valid step (or mean over them), dropout, two heads."""
         summary = self.summarise(features, lengths)  # (B, hidden), in batch order
         normalised = self.dropout(self.head_norm(summary))
-        return self.emotion_head(normalised), self.gender_head(normalised if self.norm_gender else self.dropout(summary))
+        return self.emotion_head(normalised), self.gender_head(self.dropout(summary) if self.gender_apart else normalised)
 
     def summarise(self, features: Tensor, lengths: Tensor) -> Tensor:
         """(B, hidden): what the heads read, before dropout (`temporal_pool`)."""
