@@ -14,8 +14,8 @@ through these two steps, so the checks live once:
 
 A shard may come from anyone, so a member's size is checked against the format's limits before
 its bytes are read, and a header before the pixels or samples it announces: peak memory stays
-bounded whatever a tar claims. Decoding failures are ValueError with the reason; the caller adds
-the shard and key (SampleReadError carries both).
+bounded whatever a tar claims. A sample's failures are ValueError with the reason, and the caller
+adds the shard and key; a tar's own faults are ShardReadError, which carries both.
 """
 
 from __future__ import annotations

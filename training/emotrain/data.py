@@ -220,22 +220,25 @@ def check_modality(part: Part, modality: str) -> None:
     Judged by the part's first sample (a shard set is extracted with or without video as a whole:
     a speech corpus has no frames at all); samples that lack a member further on are skipped and named.
     """
-    for url in part.shards[:1]:
+    if not part.shards:
+        return
+    # Closed at once: the first sample is all it needs, and a pipe: source is a running command.
+    with contextlib.closing(tar_samples(part.shards[0], part.policy)) as samples:
         try:
-            first = next(iter(tar_samples(url, part.policy)), None)
+            first = next(samples, None)
             meta = None if first is None else read_meta(first, part.emotions)
         except (OSError, ShardReadError, ValueError):
             return  # the loader names what is wrong with the shard; this check only knows good samples
-        if meta is None:
-            return
-        holds = [name for name, has in (("audio", meta.has_audio), ("video", meta.has_frames)) if has]
-        needs = [name for name, code in (("audio", "a"), ("video", "v")) if code in modality]
-        lacking = [name for name in needs if name not in holds]
-        if lacking:
-            usable = {("audio",): "a", ("video",): "v"}.get(tuple(holds), "av")
-            raise ShardsError(f"split {part.split!r} part {part.name!r} holds {' and '.join(holds)} only (its first "
-                              f"sample {first.key} has no {' or '.join(lacking)}); --modality {modality} needs "
-                              f"{' and '.join(needs)}: use --modality {usable}")
+    if meta is None:
+        return
+    holds = [name for name, has in (("audio", meta.has_audio), ("video", meta.has_frames)) if has]
+    needs = [name for name, code in (("audio", "a"), ("video", "v")) if code in modality]
+    lacking = [name for name in needs if name not in holds]
+    if lacking:
+        usable = {("audio",): "a", ("video",): "v"}.get(tuple(holds), "av")
+        raise ShardsError(f"split {part.split!r} part {part.name!r} holds {' and '.join(holds)} only (its first "
+                          f"sample {first.key} has no {' or '.join(lacking)}); --modality {modality} needs "
+                          f"{' and '.join(needs)}: use --modality {usable}")
 
 
 # ---------------------------------------------------------------------------------------------
