@@ -7,7 +7,7 @@ face stands out.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TypeVar
@@ -96,12 +96,19 @@ def pick(found: list[Candidate], per_class: int, emotions: tuple[str, ...]) -> d
     return picked
 
 
-def decoded(root: Path, candidate: Candidate, emotions: tuple[str, ...]) -> Sample:
-    """The candidate's sample, every member decoded and checked."""
-    for raw in _raw_samples(root, candidate.shard):
-        if raw.key == candidate.key:
-            return _checked(raw, lambda: read_sample(raw, emotions))
-    raise FormatError(f"{root / candidate.shard}: sample {candidate.key} is no longer there")
+def decoded(root: Path, chosen: Iterable[Candidate], emotions: tuple[str, ...]) -> dict[str, Sample]:
+    """The chosen samples by key, every member decoded and checked; each shard is read once."""
+    wanted: dict[str, set[str]] = {}
+    for candidate in chosen:
+        wanted.setdefault(candidate.shard, set()).add(candidate.key)
+    samples = {}
+    for shard, keys in wanted.items():
+        for raw in _raw_samples(root, shard):
+            if raw.key in keys:
+                samples[raw.key] = _checked(raw, lambda: read_sample(raw, emotions))
+        if missing := keys - samples.keys():
+            raise FormatError(f"{root / shard}: sample {sorted(missing)[0]} is no longer there")
+    return samples
 
 
 def _raw_samples(root: Path, shard: str) -> Iterator[RawSample]:
@@ -125,6 +132,7 @@ def contact_sheet(root: Path, out: Path, split: str | None = None, per_class: in
     """Write the contact sheet PNG to `out` (atomically); returns samples shown per class."""
     emotions = load_splits(root).emotions
     picked = pick(candidates(root, select_shards(root, split), emotions), per_class, emotions)
+    shown = decoded(root, (c for chosen in picked.values() for c in chosen), emotions)
     # Imported here: every extract worker imports the CLI, and matplotlib costs it ~1.6 s.
     from matplotlib.figure import Figure
 
@@ -140,7 +148,7 @@ def contact_sheet(root: Path, out: Path, split: str | None = None, per_class: in
             axis.text(0.5, 0.5, f"no {emotion} samples", ha="center", va="center", color="gray")
         for column, candidate in enumerate(picked[emotion]):
             _draw_sample(figure.add_subplot(grid[2 * row, column]), figure.add_subplot(grid[2 * row + 1, column]),
-                         decoded(root, candidate, emotions))
+                         shown[candidate.key])
     scope = f"split {split} (all parts)" if split else "all shards"
     figure.suptitle(f"{root.resolve().name}: {scope}: middle frame and waveform, {per_class} samples per class",
                     fontsize=10)
